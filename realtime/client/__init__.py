@@ -1,0 +1,1 @@
+"""Python SDK: an async client for the service's OpenAI-Realtime-compatible WebSocket API."""

@@ -1,0 +1,1 @@
+"""Reasoning engines: the interface the session talks to, and its backends (echo, vllm, sim)."""

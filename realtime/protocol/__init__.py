@@ -1,0 +1,1 @@
+"""Wire protocol: OpenAI Realtime (GA) client and server events, session configuration."""

@@ -1,0 +1,1 @@
+"""The ASGI application: routes, app-wide resources, metrics."""

@@ -1,0 +1,1 @@
+"""One conversation per connected client: input buffer, turns, responses, and the outbox."""

@@ -1,0 +1,1 @@
+"""Transports carry the same JSON events and PCM audio over WebSocket or WebRTC."""

@@ -1,0 +1,1 @@
+"""Voice activity detection (silero-vad on ONNX, batched across sessions) and turn-taking."""

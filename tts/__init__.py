@@ -1,0 +1,1 @@
+"""Text-to-speech: streaming text segmentation and the speech backends (espeak-ng, CosyVoice)."""

@@ -1,0 +1,45 @@
+"""The text-to-speech interface: reply text streams in, PCM chunks tagged with their text stream out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    """A piece of synthesized speech.
+
+    ``pcm`` is mono int16 at the backend's ``sample_rate``. ``segment_index`` and
+    ``segment_text`` say which text segment it speaks (the session uses them to send the
+    transcript alongside the audio and to cut the transcript on barge-in); ``segment_end``
+    marks the last chunk of a segment.
+    """
+
+    pcm: np.ndarray
+    segment_index: int
+    segment_text: str
+    segment_end: bool = False
+
+
+class TtsError(RuntimeError):
+    """Synthesis failed; the message is shown to the client."""
+
+
+class TextToSpeech(Protocol):
+    """A speech backend. One instance serves the whole process.
+
+    ``speak`` consumes reply text as it streams (arbitrary deltas, not pre-segmented: each
+    backend segments with rules that suit it) and yields speech as soon as it has some.
+    Closing the returned iterator cancels synthesis and releases its resources.
+    """
+
+    name: str
+    sample_rate: int
+
+    def speak(self, text: AsyncIterable[str]) -> AsyncIterator[SpeechChunk]: ...
+
+    async def aclose(self) -> None: ...
