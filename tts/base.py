@@ -1,4 +1,4 @@
-"""The text-to-speech interface: reply text streams in, PCM chunks tagged with their text stream out."""
+"""The text-to-speech interface: reply text streams in, PCM tagged with its text streams out."""
 
 from __future__ import annotations
 

@@ -1,0 +1,7 @@
+"""``python -m realtime`` runs the ``step-realtime`` command."""
+
+import sys
+
+from realtime.cli import main
+
+sys.exit(main())

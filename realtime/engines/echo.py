@@ -1,0 +1,113 @@
+"""The ``echo`` engine, the embedded default: a loopback for trying the service, not a model.
+
+It transcribes the user's audio with pocketsphinx and answers "You said: <transcript>".
+Audio chunks handed to ``prefill`` while the user speaks are decoded right away, so at the
+end of a turn only the last chunk is left to decode (listen while thinking, in miniature).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from realtime.conversation import UserAudioItem, UserTextItem
+from realtime.engines.base import (
+    AnswerDelta,
+    EngineEvent,
+    EngineInfo,
+    EngineRequest,
+    EngineUsage,
+    InputTranscription,
+)
+from realtime.engines.pocketsphinx_asr import PocketsphinxTranscriber, Utterance
+
+DEFAULT_REPLY = "You said: {transcript}"
+DEFAULT_EMPTY_REPLY = "I did not catch any words."
+
+
+@dataclass
+class _Decoding:
+    utterance: Utterance
+    chunks_fed: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class EchoSession:
+    def __init__(self, engine: EchoEngine) -> None:
+        self._engine = engine
+        self._decodings: dict[str, _Decoding] = {}
+
+    async def prefill(self, request: EngineRequest) -> None:
+        item = request.conversation.last_user_item()
+        if isinstance(item, UserAudioItem) and item.transcript is None:
+            await self._feed(item)
+
+    async def stream(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+        item = request.conversation.last_user_item()
+        heard = ""
+        if isinstance(item, UserAudioItem):
+            heard = item.transcript if item.transcript is not None else await self._transcribe(item)
+            if item.transcript is None:
+                yield InputTranscription(item.id, heard)
+        elif isinstance(item, UserTextItem):
+            heard = item.text
+        reply = self._engine.reply_for(heard)
+        words = re.findall(r"\S+\s*", reply)
+        for word in words[: request.max_tokens or None]:
+            yield AnswerDelta(word)
+        yield EngineUsage(prompt_tokens=len(heard.split()), completion_tokens=len(words))
+
+    async def _feed(self, item: UserAudioItem) -> _Decoding:
+        decoding = self._decodings.get(item.id)
+        if decoding is None:
+            decoding = self._decodings[item.id] = _Decoding(
+                self._engine.transcriber.open_utterance()
+            )
+        async with decoding.lock:
+            for chunk in item.chunks[decoding.chunks_fed :]:
+                await decoding.utterance.feed(chunk)
+                decoding.chunks_fed += 1
+        return decoding
+
+    async def _transcribe(self, item: UserAudioItem) -> str:
+        decoding = await self._feed(item)
+        async with decoding.lock:
+            self._decodings.pop(item.id, None)
+            return (await decoding.utterance.finish()).strip()
+
+    async def aclose(self) -> None:
+        decodings, self._decodings = list(self._decodings.values()), {}
+        for decoding in decodings:
+            await decoding.utterance.abort()
+
+
+class EchoEngine:
+    def __init__(
+        self,
+        transcriber: PocketsphinxTranscriber,
+        *,
+        reply: str = DEFAULT_REPLY,
+        empty_reply: str = DEFAULT_EMPTY_REPLY,
+    ) -> None:
+        if "{transcript}" not in reply:
+            raise ValueError("the echo reply must contain '{transcript}'")
+        self.info = EngineInfo(name="echo", model="echo-pocketsphinx")
+        self.transcriber = transcriber
+        self._reply = reply
+        self._empty_reply = empty_reply
+
+    def reply_for(self, transcript: str) -> str:
+        if not transcript.strip():
+            return self._empty_reply
+        return self._reply.replace("{transcript}", transcript.strip())
+
+    async def start(self) -> None:
+        await self.transcriber.warm_up()
+
+    async def aclose(self) -> None:
+        await self.transcriber.aclose()
+
+    def open_session(self) -> EchoSession:
+        return EchoSession(self)

@@ -1,0 +1,31 @@
+"""Choose and build the engine backend named on the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from realtime.engines.base import Engine
+from realtime.engines.echo import DEFAULT_EMPTY_REPLY, DEFAULT_REPLY, EchoEngine
+from realtime.engines.pocketsphinx_asr import PocketsphinxTranscriber
+
+EngineName = Literal["echo"]
+ENGINE_NAMES: tuple[str, ...] = ("echo",)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    name: EngineName = "echo"
+    echo_reply: str = DEFAULT_REPLY
+    echo_empty_reply: str = DEFAULT_EMPTY_REPLY
+    asr_workers: int = 1
+
+
+def build_engine(options: EngineOptions) -> Engine:
+    if options.name == "echo":
+        return EchoEngine(
+            PocketsphinxTranscriber(max_workers=options.asr_workers),
+            reply=options.echo_reply,
+            empty_reply=options.echo_empty_reply,
+        )
+    raise ValueError(f"unknown engine {options.name!r}; choose one of {', '.join(ENGINE_NAMES)}")

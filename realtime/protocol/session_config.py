@@ -1,0 +1,173 @@
+"""The session configuration in the OpenAI Realtime (GA) shape, plus this service's extensions.
+
+A ``session.update`` carries a partial session: it is deep-merged into the current
+configuration and the result is validated as a whole, so a bad update changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from realtime.protocol.errors import ProtocolError
+
+SUPPORTED_RATES = (16_000, 24_000)
+ReasoningEffort = Literal["minimal", "low", "medium", "high", "xhigh"]
+SpeakingPolicyName = Literal["after-think", "mps", "speak-first"]
+
+# The OpenAI session fields this service accepts but does not act on (tools must be empty).
+_IGNORED_OPENAI_FIELDS = ("tracing", "include", "truncation", "prompt", "tool_choice")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AudioFormat(_Strict):
+    type: Literal["audio/pcm"] = "audio/pcm"
+    rate: Literal[16000, 24000] = 24_000
+
+
+class ServerVad(_Strict):
+    type: Literal["server_vad"] = "server_vad"
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    prefix_padding_ms: Annotated[int, Field(ge=0, le=5_000)] = 300
+    silence_duration_ms: Annotated[int, Field(ge=50, le=10_000)] = 500
+    create_response: bool = True
+    interrupt_response: bool = True
+    idle_timeout_ms: None = None
+
+
+class InputTranscription(_Strict):
+    """Accepted for compatibility; the engine decides whether it transcribes (``echo`` does)."""
+
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+
+
+class InputAudio(_Strict):
+    format: AudioFormat = Field(default_factory=AudioFormat)
+    turn_detection: ServerVad | None = Field(default_factory=ServerVad)
+    transcription: InputTranscription | None = None
+    noise_reduction: None = None
+
+
+class OutputAudio(_Strict):
+    format: AudioFormat = Field(default_factory=AudioFormat)
+    voice: str | None = None
+    speed: Annotated[float, Field(ge=0.25, le=1.5)] = 1.0
+
+
+class AudioConfig(_Strict):
+    input: InputAudio = Field(default_factory=InputAudio)
+    output: OutputAudio = Field(default_factory=OutputAudio)
+
+
+class Reasoning(_Strict):
+    effort: ReasoningEffort | None = None
+
+
+class Speaking(_Strict):
+    """Extension: how reply speech is scheduled against the model's reasoning.
+
+    ``policy`` is one of ``after-think`` (speak once reasoning is over), ``mps``
+    (Mind-Paced Speaking) and ``speak-first``. Clients that do not know it leave it out.
+    """
+
+    policy: SpeakingPolicyName | None = None
+    formulation_tokens: Annotated[int, Field(ge=8, le=2_048)] | None = None
+    articulation_tokens: Annotated[int, Field(ge=4, le=512)] | None = None
+    max_buffered_audio_ms: Annotated[int, Field(ge=200, le=30_000)] | None = None
+
+
+class SessionConfig(_Strict):
+    """What a session runs with. Every field has the value OpenAI's API documents as default."""
+
+    type: Literal["realtime"] = "realtime"
+    object: Literal["realtime.session"] = "realtime.session"
+    id: str = ""
+    model: str = ""
+    instructions: str = ""
+    output_modalities: list[Literal["audio", "text"]] = Field(default_factory=lambda: ["audio"])
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    max_output_tokens: Annotated[int, Field(ge=1, le=32_768)] | Literal["inf"] = "inf"
+    reasoning: Reasoning = Field(default_factory=Reasoning)
+    tools: list[Any] = Field(default_factory=list)
+    speaking: Speaking = Field(default_factory=Speaking)
+    expires_at: int = 0
+
+    @field_validator("output_modalities")
+    @classmethod
+    def _one_modality(cls, value: list[str]) -> list[str]:
+        if len(value) != 1:
+            raise ValueError("must be exactly one of ['audio'] or ['text']")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _no_tools(cls, value: list[Any]) -> list[Any]:
+        if value:
+            raise ValueError("tools are not supported by this service")
+        return value
+
+    @property
+    def input_rate(self) -> int:
+        return self.audio.input.format.rate
+
+    @property
+    def output_rate(self) -> int:
+        return self.audio.output.format.rate
+
+    @property
+    def speaks(self) -> bool:
+        return self.output_modalities == ["audio"]
+
+    def wire(self) -> dict[str, Any]:
+        """The session object as sent in ``session.created`` / ``session.updated``."""
+        return self.model_dump(mode="json")
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+_READ_ONLY = ("id", "object", "expires_at")
+
+
+def apply_session_update(current: SessionConfig, patch: Any, event_id: str | None) -> SessionConfig:
+    """Return ``current`` updated by ``patch`` (the ``session`` object of a session.update).
+
+    Raises ``ProtocolError`` naming the offending parameter; ``current`` is never modified.
+    """
+    if not isinstance(patch, dict):
+        raise ProtocolError("invalid_value", "'session' must be an object", "session", event_id)
+    patch = dict(patch)
+    if patch.get("type", "realtime") != "realtime":
+        raise ProtocolError(
+            "invalid_value",
+            "only 'realtime' sessions are supported (session.type)",
+            "session.type",
+            event_id,
+        )
+    for key in (*_IGNORED_OPENAI_FIELDS, "parallel_tool_calls"):
+        patch.pop(key, None)
+    for key in _READ_ONLY:
+        if key in patch and patch[key] != getattr(current, key):
+            raise ProtocolError(
+                "invalid_value", f"session.{key} cannot be changed", f"session.{key}", event_id
+            )
+    if "model" in patch and patch["model"] not in ("", current.model):
+        patch.pop("model")  # the engine is fixed per server; accept clients that name theirs
+    merged = _deep_merge(current.model_dump(mode="python"), patch)
+    try:
+        return SessionConfig.model_validate(merged)
+    except Exception as exc:
+        raise ProtocolError.from_validation(exc, prefix="session", event_id=event_id) from exc

@@ -1,0 +1,85 @@
+"""Prometheus metrics of one service instance (its own registry: no process-global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from realtime.session.timings import TurnTimings
+
+_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8,
+    1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
+)  # fmt: skip
+
+# (stage name in the metric, from mark, to mark): the stages a turn's latency splits into.
+STAGE_SPANS = (
+    ("vad_to_response", "speech_stopped", "response_created"),
+    ("response_to_engine_request", "response_created", "engine_request_sent"),
+    ("engine_first_token", "engine_request_sent", "first_token"),
+    ("engine_first_reply_text", "engine_request_sent", "first_reply_text"),
+    ("tts_first_audio", "first_reply_text", "first_tts_audio"),
+    ("tts_audio_to_send", "first_tts_audio", "first_audio_sent"),
+    ("first_packet", "speech_stopped", "first_audio_sent"),
+)
+
+
+class ServiceMetrics:
+    def __init__(self, engine_name: str, simulated: bool) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.info = Gauge(
+            "step_realtime_engine_info",
+            "The engine this service runs (value 1); simulated=true marks simulated figures",
+            ["engine", "simulated"],
+            registry=self.registry,
+        )
+        self.info.labels(engine=engine_name, simulated=str(simulated).lower()).set(1)
+        self.sessions_active = Gauge(
+            "step_realtime_sessions_active", "Connected sessions", ["transport"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.sessions_total = Counter(
+            "step_realtime_sessions", "Sessions opened", ["transport"], registry=self.registry
+        )
+        self.turns_total = Counter(
+            "step_realtime_turns", "User turns committed", ["source"], registry=self.registry
+        )
+        self.responses_total = Counter(
+            "step_realtime_responses", "Responses finished", ["status"], registry=self.registry
+        )
+        self.barge_ins_total = Counter(
+            "step_realtime_barge_ins", "Responses cut by user speech", registry=self.registry
+        )
+        self.errors_total = Counter(
+            "step_realtime_errors", "Error events sent to clients", ["code"], registry=self.registry
+        )
+        self.stage_seconds = Histogram(
+            "step_realtime_stage_seconds",
+            "Latency of each stage of a turn (see README, 'Metrics')",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.barge_in_stop_seconds = Histogram(
+            "step_realtime_barge_in_stop_seconds",
+            "From the VAD's speech start to the last frame of the cut reply leaving the server",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.vad_batch_size = Histogram(
+            "step_realtime_vad_batch_chunks",
+            "512-sample chunks per VAD model call, across all sessions",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
+
+    def observe_turn(self, timings: TurnTimings) -> None:
+        marks = dict(timings.marks)
+        firsts = [marks[m] for m in ("first_reasoning_token", "first_answer_token") if m in marks]
+        if firsts:
+            marks["first_token"] = min(firsts)
+        for stage, start, end in STAGE_SPANS:
+            if start in marks and end in marks:
+                self.stage_seconds.labels(stage=stage).observe(max(0.0, marks[end] - marks[start]))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,44 @@
+"""Build and tear down what all sessions of one service share, from the service's options."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from realtime.engines.factory import EngineOptions, build_engine
+from realtime.server.metrics import ServiceMetrics
+from realtime.session.services import SessionServices, SessionSettings
+from realtime.speaking.factory import build_policies
+from realtime.turns.silero import SileroVadModel
+from realtime.turns.vad import VadBatcher
+from tts.factory import TtsOptions, build_tts
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    tts: TtsOptions = field(default_factory=TtsOptions)
+    session: SessionSettings = field(default_factory=SessionSettings)
+
+
+@contextlib.asynccontextmanager
+async def open_services(options: ServiceOptions) -> AsyncIterator[SessionServices]:
+    async with contextlib.AsyncExitStack() as stack:
+        engine = build_engine(options.engine)
+        metrics = ServiceMetrics(engine.info.name, engine.info.simulated)
+        await engine.start()
+        stack.push_async_callback(engine.aclose)
+        tts = build_tts(options.tts)
+        stack.push_async_callback(tts.aclose)
+        vad = VadBatcher(SileroVadModel(), observe_call=metrics.vad_batch_size.observe)
+        await vad.start()
+        stack.push_async_callback(vad.aclose)
+        yield SessionServices(
+            engine=engine,
+            tts=tts,
+            vad=vad,
+            policies=build_policies(options.engine),
+            metrics=metrics,
+            settings=options.session,
+        )

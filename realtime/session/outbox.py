@@ -1,0 +1,244 @@
+"""Everything a session sends goes through its outbox: the one place that paces reply audio
+and drops whatever belongs to a cancelled response.
+
+Two lanes. Control events (VAD events, errors, session and cancellation events) go out at
+once and never wait behind audio. Response items (audio frames and the events that must stay
+in order with them, such as transcript deltas and ``response.done``) leave in order, with
+audio released at playback pace plus a small lead, so that "sent" is close to "played":
+a barge-in then stops the audio within one frame, and the transcript can be cut to what
+the listener actually heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AudioFrame:
+    response_id: str
+    item_id: str
+    pcm: np.ndarray
+    segment_index: int
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    event: dict[str, Any]
+    response_id: str | None = None
+
+
+Outgoing = AudioFrame | EventMessage
+
+
+@dataclass(frozen=True)
+class _DeferredEvent:
+    build: Callable[[], dict[str, Any]]
+    response_id: str
+
+
+@dataclass
+class Delivery:
+    """What has left the outbox for one response."""
+
+    sent_ms: float = 0.0
+    queued_ms: float = 0.0
+    sent_ms_by_segment: dict[int, float] = field(default_factory=dict)
+    first_audio_sent_at: float | None = None
+    last_audio_sent_at: float | None = None
+    cancelled_at: float | None = None
+    frames_sent: int = 0
+    frames_dropped: int = 0
+
+
+class OutboxClosed(Exception):
+    """The session's transport is gone."""
+
+
+class Outbox:
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        lead_ms: float = 200.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.lead_s = lead_ms / 1000.0
+        self._clock = clock
+        self._control: deque[EventMessage] = deque()
+        self._ordered: deque[Outgoing | _DeferredEvent] = deque()
+        self._deliveries: dict[str, Delivery] = {}
+        self._stale: set[str] = set()
+        self._playout_end = 0.0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._closed = False
+
+    # -- producers ---------------------------------------------------------------------
+
+    def send_now(self, event: dict[str, Any], response_id: str | None = None) -> None:
+        """Queue a control event ahead of all response items."""
+        if self._closed or (response_id is not None and response_id in self._stale):
+            return
+        self._control.append(EventMessage(event, response_id))
+        self._wake.set()
+
+    def enqueue(self, response_id: str, event: dict[str, Any]) -> None:
+        """Queue an event that must leave in order with the response's audio."""
+        if self._closed or response_id in self._stale:
+            return
+        self._ordered.append(EventMessage(event, response_id))
+        self._wake.set()
+
+    def enqueue_built_on_send(self, response_id: str, build: Callable[[], dict[str, Any]]) -> None:
+        """Like ``enqueue``, but the event is built when it leaves (e.g. ``response.done``,
+        whose timings include the moment the first audio frame was sent)."""
+        if self._closed or response_id in self._stale:
+            return
+        self._ordered.append(_DeferredEvent(build, response_id))
+        self._wake.set()
+
+    async def enqueue_audio(self, frame: AudioFrame, max_buffered_ms: float) -> bool:
+        """Queue one audio frame, waiting while the response has ``max_buffered_ms`` queued.
+
+        Returns False, without queueing, once the response is cancelled.
+        """
+        delivery = self.delivery(frame.response_id)
+        while delivery.queued_ms >= max_buffered_ms:
+            if self._closed or frame.response_id in self._stale:
+                return False
+            self._room.clear()
+            await self._room.wait()
+        if self._closed or frame.response_id in self._stale:
+            return False
+        delivery.queued_ms += self._frame_ms(frame)
+        self._ordered.append(frame)
+        self._wake.set()
+        return True
+
+    async def wait_buffered_below(self, response_id: str, ms: float) -> None:
+        """Wait until less than ``ms`` of the response's audio is queued (or it is cancelled)."""
+        delivery = self.delivery(response_id)
+        while delivery.queued_ms >= ms and not self._closed and response_id not in self._stale:
+            self._room.clear()
+            await self._room.wait()
+
+    def cancel(self, response_id: str) -> Delivery:
+        """Make every queued and future item of ``response_id`` stale; audio stops here."""
+        delivery = self.delivery(response_id)
+        if response_id not in self._stale:
+            self._stale.add(response_id)
+            delivery.cancelled_at = self._clock()
+            self._drop_stale()
+            self._playout_end = min(self._playout_end, self._clock())
+        self._room.set()
+        self._wake.set()
+        return delivery
+
+    def is_stale(self, response_id: str) -> bool:
+        return response_id in self._stale
+
+    def delivery(self, response_id: str) -> Delivery:
+        found = self._deliveries.get(response_id)
+        if found is None:
+            found = self._deliveries[response_id] = Delivery()
+        return found
+
+    def forget(self, response_id: str) -> None:
+        """Drop bookkeeping for a finished response (its stale mark stays)."""
+        self._deliveries.pop(response_id, None)
+
+    def buffered_ms(self, response_id: str) -> float:
+        return self.delivery(response_id).queued_ms
+
+    def close(self) -> None:
+        self._closed = True
+        self._control.clear()
+        self._ordered.clear()
+        self._room.set()
+        self._wake.set()
+
+    # -- the transport's sender --------------------------------------------------------
+
+    async def get(self) -> Outgoing:
+        """The next item to send now. Stale items never come out of here."""
+        while True:
+            if self._closed:
+                raise OutboxClosed
+            self._drop_stale()
+            if self._control:
+                return self._control.popleft()
+            if self._ordered:
+                head = self._ordered[0]
+                if isinstance(head, EventMessage):
+                    self._ordered.popleft()
+                    return head
+                if isinstance(head, _DeferredEvent):
+                    self._ordered.popleft()
+                    return EventMessage(head.build(), head.response_id)
+                now = self._clock()
+                release_at = self._playout_end - self.lead_s
+                if now >= release_at:
+                    self._ordered.popleft()
+                    self._account_sent(head, now)
+                    return head
+                await self._sleep_until_woken(release_at - now)
+                continue
+            await self._sleep_until_woken(None)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _frame_ms(self, frame: AudioFrame) -> float:
+        return 1000.0 * len(frame.pcm) / self.sample_rate
+
+    def _account_sent(self, frame: AudioFrame, now: float) -> None:
+        duration_ms = self._frame_ms(frame)
+        self._playout_end = max(self._playout_end, now) + duration_ms / 1000.0
+        delivery = self.delivery(frame.response_id)
+        delivery.queued_ms = max(0.0, delivery.queued_ms - duration_ms)
+        delivery.sent_ms += duration_ms
+        delivery.frames_sent += 1
+        segment = frame.segment_index
+        delivery.sent_ms_by_segment[segment] = (
+            delivery.sent_ms_by_segment.get(segment, 0.0) + duration_ms
+        )
+        if delivery.first_audio_sent_at is None:
+            delivery.first_audio_sent_at = now
+        delivery.last_audio_sent_at = now
+        self._room.set()
+
+    def _drop_stale(self) -> None:
+        if not self._stale:
+            return
+        if any(m.response_id in self._stale for m in self._control):
+            self._control = deque(m for m in self._control if m.response_id not in self._stale)
+        if any(item.response_id in self._stale for item in self._ordered):
+            kept: deque[Outgoing | _DeferredEvent] = deque()
+            for item in self._ordered:
+                if item.response_id in self._stale:
+                    if isinstance(item, AudioFrame):
+                        delivery = self.delivery(item.response_id)
+                        delivery.queued_ms = max(0.0, delivery.queued_ms - self._frame_ms(item))
+                        delivery.frames_dropped += 1
+                else:
+                    kept.append(item)
+            self._ordered = kept
+
+    async def _sleep_until_woken(self, timeout_s: float | None) -> None:
+        self._wake.clear()
+        if timeout_s is None:
+            await self._wake.wait()
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._wake.wait()
+        except TimeoutError:
+            pass

@@ -1,0 +1,64 @@
+"""What every session of one service shares: engine, TTS, VAD, policies, metrics, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from realtime.engines.base import Engine
+from realtime.protocol.session_config import SessionConfig
+from realtime.server.metrics import ServiceMetrics
+from realtime.session.outbox import Outgoing
+from realtime.speaking.base import SpeakingPolicy
+from realtime.turns.vad import VadBatcher
+from tts.base import TextToSpeech
+
+# Reasoning budget (max reasoning tokens) for each OpenAI ``reasoning.effort``;
+# None means "until the model closes its reasoning block".
+DEFAULT_REASONING_BUDGETS: Mapping[str, int | None] = {
+    "minimal": 0,
+    "low": 256,
+    "medium": 1024,
+    "high": 4096,
+    "xhigh": None,
+}
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Server-side knobs, set from the command line, the same for every session."""
+
+    default_config: SessionConfig = field(default_factory=SessionConfig)
+    max_event_bytes: int = 8 * 1024 * 1024
+    max_input_buffer_s: float = 600.0
+    frame_ms: int = 20
+    audio_lead_ms: float = 200.0
+    max_buffered_reply_ms: float = 2000.0
+    speech_pad_ms: int = 100
+    incremental_prefill: bool = True
+    prefill_chunk_s: float = 2.0
+    default_policy: str = "after-think"
+    reasoning_budgets: Mapping[str, int | None] = field(
+        default_factory=lambda: dict(DEFAULT_REASONING_BUDGETS)
+    )
+    default_reasoning_budget: int | None = None
+
+
+class TransportSink(Protocol):
+    """Where a session's outgoing items go: a WebSocket, or a WebRTC data channel + track."""
+
+    name: str
+
+    async def deliver(self, item: Outgoing) -> None: ...
+
+
+@dataclass
+class SessionServices:
+    engine: Engine
+    tts: TextToSpeech
+    vad: VadBatcher
+    policies: Mapping[str, SpeakingPolicy]
+    metrics: ServiceMetrics
+    settings: SessionSettings
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Speaking policies: when reply text is handed to TTS while the model is still reasoning."""

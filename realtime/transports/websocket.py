@@ -1,0 +1,60 @@
+"""The WebSocket transport: OpenAI Realtime JSON events both ways, audio as base64 PCM16."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from realtime.protocol import server_events as ev
+from realtime.session.outbox import AudioFrame, Outgoing
+from realtime.session.services import SessionServices
+from realtime.session.session import Session
+from tokenizer.pcm import pcm16_to_base64
+
+log = logging.getLogger(__name__)
+
+REALTIME_SUBPROTOCOL = "realtime"
+
+
+class WebSocketSink:
+    name = "websocket"
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+
+    async def deliver(self, item: Outgoing) -> None:
+        if isinstance(item, AudioFrame):
+            event = ev.audio_delta(item.response_id, item.item_id, pcm16_to_base64(item.pcm))
+        else:
+            event = item.event
+        await self._websocket.send_text(json.dumps(event, separators=(",", ":")))
+
+
+async def serve_websocket(websocket: WebSocket, services: SessionServices) -> None:
+    """Run one session over an accepted-on-arrival WebSocket until either side closes."""
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(
+        subprotocol=REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in offered else None
+    )
+    session = Session(services, WebSocketSink(websocket))
+    await session.start()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            await session.handle_message(raw)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await session.close()
+        if websocket.application_state != WebSocketState.DISCONNECTED:
+            try:
+                await websocket.close()
+            except RuntimeError:
+                log.debug("websocket already closed")

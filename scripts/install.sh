@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install everything the service needs on a Debian machine with Python 3.11+:
+# Debian packages (espeak-ng, python3-venv) when missing, a virtualenv at .venv, the
+# project, and silero-vad's ONNX model. With --test, also what the test suite needs.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) with_tests=1 ;;
+        -h|--help) echo "usage: scripts/install.sh [--test]"; exit 0 ;;
+        *) echo "unknown option: $arg" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "need root to run: $*" >&2; exit 1
+    fi
+}
+
+pick_python() {
+    for candidate in python3.11 python3.12 python3.13 python3; do
+        if command -v "$candidate" >/dev/null &&
+            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+            echo "$candidate"; return
+        fi
+    done
+    echo "Python 3.11 or newer is required (apt-get install python3)" >&2; exit 1
+}
+
+# -- Debian packages ------------------------------------------------------------------
+PYTHON=$(pick_python)
+apt_packages=()
+command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+    say "apt-get install ${apt_packages[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${apt_packages[@]}"
+fi
+
+# -- virtualenv and the project ---------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv with $PYTHON"
+    "$PYTHON" -m venv .venv
+fi
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+target="."
+[ "$with_tests" -eq 1 ] && target=".[test]"
+say "installing step-realtime ($target)"
+pip install -e "$target"
+# silero-vad's wheel declares torch as a requirement, but we only use the ONNX model it
+# ships, run by onnxruntime: install it without its dependencies.
+if ! .venv/bin/python -c 'import importlib.util as u; s = u.find_spec("silero_vad"); assert s' 2>/dev/null; then
+    say "installing silero-vad (ONNX model only, no torch)"
+    pip install --no-deps "silero-vad==6.2.3"
+fi
+say "ready: .venv/bin/step-realtime"

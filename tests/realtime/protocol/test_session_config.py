@@ -1,0 +1,83 @@
+"""session.update merges a partial session into the current one, or changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from realtime.protocol.errors import ProtocolError
+from realtime.protocol.session_config import SessionConfig, apply_session_update
+
+
+def test_defaults_are_openai_defaults_server_vad_on_and_audio_out() -> None:
+    config = SessionConfig()
+    assert config.output_modalities == ["audio"]
+    assert config.input_rate == 24_000 and config.output_rate == 24_000
+    vad = config.audio.input.turn_detection
+    assert vad is not None
+    assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (0.5, 300, 500)
+
+
+def test_partial_update_keeps_the_other_fields() -> None:
+    config = SessionConfig(instructions="be brief")
+    updated = apply_session_update(
+        config, {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}}}, None
+    )
+    vad = updated.audio.input.turn_detection
+    assert vad is not None and vad.silence_duration_ms == 200 and vad.threshold == 0.5
+    assert updated.instructions == "be brief"
+    assert config.audio.input.turn_detection is not None
+    assert config.audio.input.turn_detection.silence_duration_ms == 500
+
+
+def test_null_turn_detection_means_manual_commit() -> None:
+    updated = apply_session_update(SessionConfig(), {"audio": {"input": {"turn_detection": None}}}, None)
+    assert updated.audio.input.turn_detection is None
+
+
+def test_16khz_input_is_accepted_and_other_rates_are_not() -> None:
+    updated = apply_session_update(
+        SessionConfig(), {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}, None
+    )
+    assert updated.input_rate == 16_000
+    with pytest.raises(ProtocolError) as caught:
+        apply_session_update(SessionConfig(), {"audio": {"input": {"format": {"rate": 44100}}}}, None)
+    assert caught.value.param == "session.audio.input.format.rate"
+
+
+def test_bad_update_names_the_parameter_and_changes_nothing() -> None:
+    config = SessionConfig()
+    with pytest.raises(ProtocolError) as caught:
+        apply_session_update(config, {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 3}}}}, "e7")
+    assert caught.value.param == "session.audio.input.turn_detection.threshold"
+    assert caught.value.event_id == "e7"
+    assert config.audio.input.turn_detection is not None
+    assert config.audio.input.turn_detection.threshold == 0.5
+
+
+def test_unknown_session_field_is_an_unknown_parameter() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        apply_session_update(SessionConfig(), {"voice_of_doom": True}, None)
+    assert caught.value.code == "unknown_parameter"
+
+
+def test_openai_fields_the_service_does_not_use_are_accepted() -> None:
+    updated = apply_session_update(
+        SessionConfig(), {"type": "realtime", "model": "gpt-realtime", "tracing": "auto", "tools": []}, None
+    )
+    assert updated.tools == []
+
+
+def test_reasoning_effort_and_speaking_policy_are_settable() -> None:
+    updated = apply_session_update(
+        SessionConfig(), {"reasoning": {"effort": "low"}, "speaking": {"policy": "mps"}}, None
+    )
+    assert updated.reasoning.effort == "low"
+    assert updated.speaking.policy == "mps"
+
+
+def test_session_wire_form_validates_against_the_openai_model() -> None:
+    from openai.types.realtime import RealtimeSessionCreateRequest
+
+    wire = SessionConfig(model="echo-pocketsphinx").wire()
+    parsed = RealtimeSessionCreateRequest.model_validate(wire)
+    assert parsed.audio is not None and parsed.audio.input is not None

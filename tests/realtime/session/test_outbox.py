@@ -1,0 +1,128 @@
+"""The outbox paces reply audio and is the one place where stale chunks are dropped."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from realtime.session.outbox import AudioFrame, EventMessage, Outbox, OutboxClosed
+
+RATE = 1000  # 20 samples = one 20 ms frame
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def frame(response_id: str, segment: int = 0, value: int = 1) -> AudioFrame:
+    return AudioFrame(response_id, "item_" + response_id, np.full(20, value, np.int16), segment)
+
+
+async def get_soon(outbox: Outbox, timeout: float = 0.05) -> object:
+    return await asyncio.wait_for(outbox.get(), timeout)
+
+
+async def test_control_events_overtake_queued_audio() -> None:
+    outbox = Outbox(RATE, lead_ms=0, clock=FakeClock())
+    for _ in range(3):
+        assert await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
+    outbox.send_now({"type": "input_audio_buffer.speech_started"})
+    first = await get_soon(outbox)
+    assert isinstance(first, EventMessage)
+    assert first.event["type"] == "input_audio_buffer.speech_started"
+
+
+async def test_audio_is_released_at_playback_pace_plus_the_lead() -> None:
+    clock = FakeClock()
+    outbox = Outbox(RATE, lead_ms=40, clock=clock)
+    for _ in range(5):
+        await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
+    # With a 40 ms lead, the first three 20 ms frames may leave at once ...
+    for _ in range(3):
+        assert isinstance(await get_soon(outbox), AudioFrame)
+    # ... the fourth only once playback has advanced.
+    with pytest.raises(TimeoutError):
+        await get_soon(outbox, 0.03)
+    clock.now += 0.020
+    assert isinstance(await get_soon(outbox), AudioFrame)
+    assert outbox.delivery("r1").frames_sent == 4
+
+
+async def test_ordered_events_leave_after_the_audio_before_them() -> None:
+    clock = FakeClock()
+    outbox = Outbox(RATE, lead_ms=20, clock=clock)
+    await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
+    await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
+    outbox.enqueue("r1", {"type": "response.done"})
+    kinds = []
+    for _ in range(3):
+        clock.now += 0.020
+        item = await get_soon(outbox)
+        kinds.append(item.event["type"] if isinstance(item, EventMessage) else "audio")
+    assert kinds == ["audio", "audio", "response.done"]
+
+
+async def test_cancel_drops_every_queued_item_of_that_response_only() -> None:
+    outbox = Outbox(RATE, lead_ms=10_000, clock=FakeClock())
+    for _ in range(10):
+        await outbox.enqueue_audio(frame("old"), max_buffered_ms=10_000)
+    outbox.enqueue("old", {"type": "response.output_audio.done"})
+    outbox.send_now({"type": "response.reasoning.delta"}, response_id="old")
+    assert isinstance(await get_soon(outbox), EventMessage)  # the control event went first
+    assert isinstance(await get_soon(outbox), AudioFrame)
+    delivery = outbox.cancel("old")
+    await outbox.enqueue_audio(frame("new", value=7), max_buffered_ms=10_000)
+    assert not await outbox.enqueue_audio(frame("old"), max_buffered_ms=10_000)
+    outbox.send_now({"type": "late"}, response_id="old")
+    outbox.enqueue("old", {"type": "late"})
+    item = await get_soon(outbox)
+    assert isinstance(item, AudioFrame) and item.response_id == "new"
+    with pytest.raises(TimeoutError):
+        await get_soon(outbox, 0.02)
+    assert delivery.frames_sent == 1 and delivery.frames_dropped == 9
+    assert delivery.queued_ms == 0
+
+
+async def test_enqueue_waits_while_too_much_audio_is_buffered() -> None:
+    clock = FakeClock()
+    outbox = Outbox(RATE, lead_ms=0, clock=clock)
+    for _ in range(3):
+        await outbox.enqueue_audio(frame("r1"), max_buffered_ms=60)
+    blocked = asyncio.create_task(outbox.enqueue_audio(frame("r1"), max_buffered_ms=60))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    await get_soon(outbox)
+    assert await asyncio.wait_for(blocked, 0.5) is True
+
+
+async def test_cancel_releases_a_producer_waiting_for_room() -> None:
+    outbox = Outbox(RATE, lead_ms=0, clock=FakeClock())
+    await outbox.enqueue_audio(frame("r1"), max_buffered_ms=20)
+    blocked = asyncio.create_task(outbox.enqueue_audio(frame("r1"), max_buffered_ms=20))
+    await asyncio.sleep(0.01)
+    outbox.cancel("r1")
+    assert await asyncio.wait_for(blocked, 0.5) is False
+
+
+async def test_events_built_on_send_see_state_at_send_time() -> None:
+    outbox = Outbox(RATE, lead_ms=1000, clock=FakeClock())
+    await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
+    outbox.enqueue_built_on_send("r1", lambda: {"type": "response.done", "sent": outbox.delivery("r1").frames_sent})
+    await get_soon(outbox)
+    done = await get_soon(outbox)
+    assert isinstance(done, EventMessage) and done.event["sent"] == 1
+
+
+async def test_closed_outbox_ends_the_sender() -> None:
+    outbox = Outbox(RATE)
+    waiter = asyncio.create_task(outbox.get())
+    await asyncio.sleep(0)
+    outbox.close()
+    with pytest.raises(OutboxClosed):
+        await asyncio.wait_for(waiter, 0.5)
