@@ -1,3 +1,3 @@
-"""Real-time speech-to-speech service for Step-Audio-R1: server, sessions, transports, engines, SDK."""
+"""Real-time speech-to-speech service for Step-Audio-R1: server, sessions, engines, SDK."""
 
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,12 +34,13 @@ class TextToSpeech(Protocol):
 
     ``speak`` consumes reply text as it streams (arbitrary deltas, not pre-segmented: each
     backend segments with rules that suit it) and yields speech as soon as it has some.
-    Closing the returned iterator cancels synthesis and releases its resources.
+    Closing the returned generator (``aclose``) cancels synthesis and releases its
+    resources; consumers must close it (``contextlib.aclosing``).
     """
 
     name: str
     sample_rate: int
 
-    def speak(self, text: AsyncIterable[str]) -> AsyncIterator[SpeechChunk]: ...
+    def speak(self, text: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]: ...
 
     async def aclose(self) -> None: ...

@@ -3,13 +3,13 @@
 An ``Engine`` is shared by the whole process (connection pools, models); each client
 session opens its own ``EngineSession`` (per-session state such as the replica it is
 pinned to, or an incremental transcriber). Cancelling a stream means closing its async
-iterator (or cancelling the task that iterates it): backends must release the request
+generator (``aclose``, e.g. through ``contextlib.aclosing``): backends must release the request
 (close the HTTP stream so vLLM aborts it) in their ``finally``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -87,7 +87,7 @@ class EngineError(RuntimeError):
 class EngineSession(Protocol):
     """One client's handle on the engine."""
 
-    def stream(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+    def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
         """Stream the reply to ``request``; raises ``EngineError`` on failure."""
         ...
 

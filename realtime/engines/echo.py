@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from realtime.conversation import UserAudioItem, UserTextItem
@@ -44,7 +44,7 @@ class EchoSession:
         if isinstance(item, UserAudioItem) and item.transcript is None:
             await self._feed(item)
 
-    async def stream(self, request: EngineRequest) -> AsyncIterator[EngineEvent]:
+    async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
         item = request.conversation.last_user_item()
         heard = ""
         if isinstance(item, UserAudioItem):

@@ -90,7 +90,9 @@ class SessionConfig(_Strict):
     id: str = ""
     model: str = ""
     instructions: str = ""
-    output_modalities: list[Literal["audio", "text"]] = Field(default_factory=lambda: ["audio"])
+    output_modalities: list[Literal["audio", "text"]] = Field(
+        default_factory=lambda: ["audio"]  # type: ignore[arg-type]
+    )
     audio: AudioConfig = Field(default_factory=AudioConfig)
     max_output_tokens: Annotated[int, Field(ge=1, le=32_768)] | Literal["inf"] = "inf"
     reasoning: Reasoning = Field(default_factory=Reasoning)

@@ -125,6 +125,7 @@ class Responder:
 
     async def run(self) -> ResponseOutcome:
         reply_queue: asyncio.Queue[str | None] = asyncio.Queue()
+        engine_failure: EngineError | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._think(reply_queue))
@@ -132,9 +133,10 @@ class Responder:
                     group.create_task(self._speak(reply_queue))
                 else:
                     group.create_task(self._write(reply_queue))
-        except* EngineError as failure:
-            message = str(failure.exceptions[0])
-            return ResponseOutcome("failed", "engine_error", message, self._usage)
+        except* EngineError as failures:
+            engine_failure = failures.exceptions[0]  # type: ignore[assignment]
+        if engine_failure is not None:
+            return ResponseOutcome("failed", "engine_error", str(engine_failure), self._usage)
         self._finish_in_order()
         return ResponseOutcome("completed", usage=self._usage)
 
@@ -160,7 +162,7 @@ class Responder:
                 elif isinstance(event, EngineUsage):
                     self._usage = event
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
             reply_queue.put_nowait(None)
         if self._state.reasoning:
             self._outbox.send_now(
@@ -208,7 +210,7 @@ class Responder:
                 if chunk.segment_end:
                     spoken.complete = True
         finally:
-            await speech.aclose()  # type: ignore[attr-defined]
+            await speech.aclose()
         for frame in splitter.push(resampler.flush()):
             await self._queue_frame(frame, max(segment, 0))
         tail = splitter.flush(pad=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from realtime.engines.base import (
     AnswerDelta,
@@ -23,7 +23,7 @@ class AfterThinkPolicy:
         request: EngineRequest,
         timings: TurnTimings,
         playback: PlaybackGauge,
-    ) -> AsyncIterator[SpeakEvent]:
+    ) -> AsyncGenerator[SpeakEvent, None]:
         timings.mark("engine_request_sent")
         stream = engine.stream(request)
         try:
@@ -37,4 +37,4 @@ class AfterThinkPolicy:
                 else:
                     yield event
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,7 +42,7 @@ class SpeakingPolicy(Protocol):
         request: EngineRequest,
         timings: TurnTimings,
         playback: PlaybackGauge,
-    ) -> AsyncIterator[SpeakEvent]:
-        """Yield the turn's reasoning and reply text. Closing the iterator cancels every
+    ) -> AsyncGenerator[SpeakEvent, None]:
+        """Yield the turn's reasoning and reply text. Closing the generator cancels every
         engine stream the policy opened."""
         ...
