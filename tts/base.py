@@ -41,6 +41,12 @@ class TextToSpeech(Protocol):
     name: str
     sample_rate: int
 
-    def speak(self, text: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]: ...
+    def speak(
+        self, text: AsyncIterable[str], *, voice: str | None = None, speed: float = 1.0
+    ) -> AsyncGenerator[SpeechChunk, None]:
+        """``voice`` is the session's ``audio.output.voice``: a backend uses it when it names
+        one of its voices and falls back to its default otherwise; ``speed`` scales the
+        speaking rate (0.25 to 1.5, as in OpenAI's session config)."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import struct
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
@@ -99,10 +100,57 @@ class EspeakTts:
         self._no_process_starting = asyncio.Event()
         self._no_process_starting.set()
         self._closed = False
+        self._installed_voices: set[str] | None = None
 
-    def speak(self, text: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]:
-        """Speak streamed text; closing the iterator kills its espeak-ng processes."""
-        return speak_segments(text, self.rules, self._synthesize, lookahead=self.lookahead)
+    def speak(
+        self, text: AsyncIterable[str], *, voice: str | None = None, speed: float = 1.0
+    ) -> AsyncGenerator[SpeechChunk, None]:
+        """Speak streamed text; closing the iterator kills its espeak-ng processes.
+
+        ``voice`` is used when it names an installed espeak-ng language or variant
+        (``en-gb``, ``fr``, ``en-us+f3``); other names (OpenAI's ``alloy`` ...) fall back to
+        the configured voice.
+        """
+        return self._speak(text, voice, speed)
+
+    async def _speak(
+        self, text: AsyncIterable[str], voice: str | None, speed: float
+    ) -> AsyncGenerator[SpeechChunk, None]:
+        chosen = self.voice
+        if voice is not None and await self._is_installed_voice(voice):
+            chosen = voice
+        words_per_minute = max(80, min(450, round(self.words_per_minute * speed)))
+        synthesize = functools.partial(self._synthesize, voice=chosen, wpm=words_per_minute)
+        async with contextlib.aclosing(
+            speak_segments(text, self.rules, synthesize, lookahead=self.lookahead)
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _is_installed_voice(self, voice: str) -> bool:
+        if self._installed_voices is None:
+            self._installed_voices = await self._list_voices()
+        language, _, variant = voice.partition("+")
+        known_variant = not variant or variant.lower() in self._installed_voices
+        return language.lower() in self._installed_voices and known_variant
+
+    async def _list_voices(self) -> set[str]:
+        names: set[str] = set()
+        for listing in ("--voices", "--voices=variant"):
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    self.executable, listing,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                )  # fmt: skip
+            except OSError:
+                return names
+            output, _ = await process.communicate()
+            for line in output.decode(errors="replace").splitlines()[1:]:
+                fields = line.split()
+                if len(fields) >= 5:
+                    names.add(fields[1].lower())
+                    names.add(fields[4].rsplit("/", 1)[-1].lower())
+        return names
 
     async def aclose(self) -> None:
         """Kill every running synthesis; later calls to ``speak`` fail with TtsError."""
@@ -115,8 +163,10 @@ class EspeakTts:
                 process.kill()
         await asyncio.gather(*(process.wait() for process in processes))
 
-    async def _synthesize(self, index: int, text: str) -> AsyncGenerator[SpeechChunk, None]:
-        process = await self._start()
+    async def _synthesize(
+        self, index: int, text: str, *, voice: str, wpm: int
+    ) -> AsyncGenerator[SpeechChunk, None]:
+        process = await self._start(voice, wpm)
         try:
             assert process.stdin is not None
             process.stdin.write(text.encode())
@@ -147,11 +197,10 @@ class EspeakTts:
             self._processes.discard(process)
             await _stop(process)
 
-    async def _start(self) -> asyncio.subprocess.Process:
+    async def _start(self, voice: str, wpm: int) -> asyncio.subprocess.Process:
         if self._closed:
             raise TtsError("the espeak-ng backend is closed")
-        command = [self.executable, "--stdout", "--stdin", "-v", self.voice]
-        command += ["-s", str(self.words_per_minute)]
+        command = [self.executable, "--stdout", "--stdin", "-v", voice, "-s", str(wpm)]
         self._starting += 1
         self._no_process_starting.clear()
         try:

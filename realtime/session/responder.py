@@ -193,7 +193,7 @@ class Responder:
         plan = self.plan
         resampler = StreamResampler(self._tts.sample_rate, plan.output_rate)
         splitter = FrameSplitter(plan.output_rate * plan.frame_ms // 1000)
-        speech = self._tts.speak(texts)
+        speech = self._tts.speak(texts, voice=plan.voice, speed=plan.speed)
         segment = -1
         try:
             async for chunk in speech:

@@ -56,5 +56,5 @@ async def serve_websocket(websocket: WebSocket, services: SessionServices) -> No
         if websocket.application_state != WebSocketState.DISCONNECTED:
             try:
                 await websocket.close()
-            except RuntimeError:
-                log.debug("websocket already closed")
+            except (RuntimeError, WebSocketDisconnect):
+                log.debug("websocket already closed by the client")

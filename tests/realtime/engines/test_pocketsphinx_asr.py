@@ -13,7 +13,7 @@ from realtime.engines.pocketsphinx_asr import (
     TranscriberClosedError,
     Utterance,
 )
-from tests.realtime.turns.speech import frames_of, low_noise, silence, synthesize
+from tests.support.speech import frames_of, low_noise, silence, synthesize
 
 # pocketsphinx normalises features with a running cepstral mean that starts from a generic
 # prior and adapts after each utterance; a fresh decoder's first utterance is therefore

@@ -23,14 +23,20 @@ def rejection(raw: str | bytes) -> ProtocolError:
 
 
 def test_valid_events_parse_into_their_types() -> None:
-    assert isinstance(parse({"type": "input_audio_buffer.append", "audio": "AAA="}), ce.InputAudioBufferAppend)
+    assert isinstance(
+        parse({"type": "input_audio_buffer.append", "audio": "AAA="}), ce.InputAudioBufferAppend
+    )
     assert isinstance(parse({"type": "input_audio_buffer.commit"}), ce.InputAudioBufferCommit)
     assert isinstance(parse({"type": "response.create"}), ce.ResponseCreate)
     create = parse(
         {
             "type": "conversation.item.create",
             "event_id": "e1",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hi"}],
+            },
         }
     )
     assert isinstance(create, ce.ConversationItemCreate)
@@ -89,5 +95,7 @@ def test_invalid_utf8_bytes_are_rejected_as_json_errors() -> None:
 
 
 def test_response_create_rejects_tools() -> None:
-    error = rejection(json.dumps({"type": "response.create", "response": {"tools": [{"type": "function"}]}}))
+    error = rejection(
+        json.dumps({"type": "response.create", "response": {"tools": [{"type": "function"}]}})
+    )
     assert error.param is not None and error.param.startswith("response.tools")

@@ -20,7 +20,13 @@ def test_defaults_are_openai_defaults_server_vad_on_and_audio_out() -> None:
 def test_partial_update_keeps_the_other_fields() -> None:
     config = SessionConfig(instructions="be brief")
     updated = apply_session_update(
-        config, {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}}}, None
+        config,
+        {
+            "audio": {
+                "input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}
+            }
+        },
+        None,
     )
     vad = updated.audio.input.turn_detection
     assert vad is not None and vad.silence_duration_ms == 200 and vad.threshold == 0.5
@@ -30,24 +36,34 @@ def test_partial_update_keeps_the_other_fields() -> None:
 
 
 def test_null_turn_detection_means_manual_commit() -> None:
-    updated = apply_session_update(SessionConfig(), {"audio": {"input": {"turn_detection": None}}}, None)
+    updated = apply_session_update(
+        SessionConfig(), {"audio": {"input": {"turn_detection": None}}}, None
+    )
     assert updated.audio.input.turn_detection is None
 
 
 def test_16khz_input_is_accepted_and_other_rates_are_not() -> None:
     updated = apply_session_update(
-        SessionConfig(), {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}, None
+        SessionConfig(),
+        {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}},
+        None,
     )
     assert updated.input_rate == 16_000
     with pytest.raises(ProtocolError) as caught:
-        apply_session_update(SessionConfig(), {"audio": {"input": {"format": {"rate": 44100}}}}, None)
+        apply_session_update(
+            SessionConfig(), {"audio": {"input": {"format": {"rate": 44100}}}}, None
+        )
     assert caught.value.param == "session.audio.input.format.rate"
 
 
 def test_bad_update_names_the_parameter_and_changes_nothing() -> None:
     config = SessionConfig()
     with pytest.raises(ProtocolError) as caught:
-        apply_session_update(config, {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 3}}}}, "e7")
+        apply_session_update(
+            config,
+            {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 3}}}},
+            "e7",
+        )
     assert caught.value.param == "session.audio.input.turn_detection.threshold"
     assert caught.value.event_id == "e7"
     assert config.audio.input.turn_detection is not None
@@ -62,7 +78,9 @@ def test_unknown_session_field_is_an_unknown_parameter() -> None:
 
 def test_openai_fields_the_service_does_not_use_are_accepted() -> None:
     updated = apply_session_update(
-        SessionConfig(), {"type": "realtime", "model": "gpt-realtime", "tracing": "auto", "tools": []}, None
+        SessionConfig(),
+        {"type": "realtime", "model": "gpt-realtime", "tracing": "auto", "tools": []},
+        None,
     )
     assert updated.tools == []
 

@@ -113,7 +113,9 @@ async def test_cancel_releases_a_producer_waiting_for_room() -> None:
 async def test_events_built_on_send_see_state_at_send_time() -> None:
     outbox = Outbox(RATE, lead_ms=1000, clock=FakeClock())
     await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
-    outbox.enqueue_built_on_send("r1", lambda: {"type": "response.done", "sent": outbox.delivery("r1").frames_sent})
+    outbox.enqueue_built_on_send(
+        "r1", lambda: {"type": "response.done", "sent": outbox.delivery("r1").frames_sent}
+    )
     await get_soon(outbox)
     done = await get_soon(outbox)
     assert isinstance(done, EventMessage) and done.event["sent"] == 1

@@ -9,7 +9,7 @@ import pytest
 
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
-from tests.realtime.turns.speech import synthesize
+from tests.support.speech import synthesize
 
 SENTENCE = "Hello there, how are you doing today?"
 

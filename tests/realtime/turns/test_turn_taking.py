@@ -11,7 +11,7 @@ from realtime.turns.turn_detector import (
     TurnDetector,
 )
 from realtime.turns.vad import VadBatcher
-from tests.realtime.turns.speech import energy_spans, frames_of, low_noise, silence, synthesize
+from tests.support.speech import energy_spans, frames_of, low_noise, silence, synthesize
 
 FRAME_20MS = 320
 TOLERANCE = 1600  # 100 ms at 16 kHz

@@ -9,7 +9,7 @@ import pytest
 
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES, SILERO_CONTEXT_SAMPLES, SileroVadModel
 from realtime.turns.vad import VadBatcher, VadChunkResult, VadClosedError, VadStream
-from tests.realtime.turns.speech import energy_spans, frames_of, low_noise, silence, synthesize
+from tests.support.speech import energy_spans, frames_of, low_noise, silence, synthesize
 
 FRAME_20MS = 320
 

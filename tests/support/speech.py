@@ -1,4 +1,4 @@
-"""Test audio for the VAD, turn and ASR tests: espeak-ng speech at 16 kHz, and where it is."""
+"""Test audio: espeak-ng speech (16 kHz by default), silence, noise, and where the speech is."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import soxr
 SAMPLE_RATE = 16_000
 
 
-def synthesize(text: str) -> np.ndarray:
-    """espeak-ng speaking ``text``, resampled from its 22050 Hz to 16 kHz mono int16."""
+def synthesize(text: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """espeak-ng speaking ``text``, resampled from its 22050 Hz to mono int16 at ``sample_rate``."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)")
     wav_bytes = subprocess.run(
@@ -24,12 +24,12 @@ def synthesize(text: str) -> np.ndarray:
     with wave.open(io.BytesIO(wav_bytes)) as wav:
         rate = wav.getframerate()
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    resampled = soxr.resample(samples.astype(np.float32) / 32768.0, rate, SAMPLE_RATE)
+    resampled = soxr.resample(samples.astype(np.float32) / 32768.0, rate, sample_rate)
     return np.clip(np.round(resampled * 32767.0), -32768, 32767).astype(np.int16)
 
 
-def silence(seconds: float) -> np.ndarray:
-    return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.int16)
+def silence(seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    return np.zeros(round(seconds * sample_rate), dtype=np.int16)
 
 
 def low_noise(seconds: float, dbfs: float = -60.0, seed: int = 0) -> np.ndarray:

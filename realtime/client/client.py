@@ -1,0 +1,443 @@
+"""``RealtimeClient``: an async WebSocket client for the service's OpenAI Realtime API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from realtime.client.events import (
+    ErrorEvent,
+    ServerEvent,
+    SessionCreated,
+    SessionUpdated,
+    parse_server_event,
+    session_audio_rate,
+)
+from tokenizer.pcm import pcm16_to_base64
+from tokenizer.resample import resample
+
+log = logging.getLogger(__name__)
+
+EventMatch = str | tuple[str, ...] | Callable[[ServerEvent], bool]
+
+# Reply audio arrives as base64 JSON: allow events well above websockets' 1 MiB default.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+RECENT_EVENT_TYPES = 12
+_CLOSE_TIMEOUT_S = 2.0
+
+
+class RealtimeError(Exception):
+    """Base class of the SDK's errors."""
+
+
+class RealtimeConnectionError(RealtimeError):
+    """The server could not be reached, or did not open a Realtime session."""
+
+
+class RealtimeConnectionClosed(RealtimeError):
+    """The connection ended while the client was using it."""
+
+
+class RealtimeServerError(RealtimeError):
+    """The server answered with an ``error`` event."""
+
+    def __init__(self, event: ErrorEvent, context: str = "server error") -> None:
+        super().__init__(f"{context}: {event.error.describe()}")
+        self.event = event
+
+
+def _event_id() -> str:
+    return f"event_{secrets.token_hex(10)}"
+
+
+def _connect_failure(exc: BaseException, open_timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {open_timeout:g} s opening the WebSocket"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _describe_match(match: EventMatch) -> str:
+    if isinstance(match, str):
+        return match
+    if isinstance(match, tuple):
+        return " or ".join(match)
+    return getattr(match, "__name__", "a matching event")
+
+
+def _matcher(match: EventMatch) -> Callable[[ServerEvent], bool]:
+    if isinstance(match, str):
+        return lambda event: event.type == match
+    if isinstance(match, tuple):
+        return lambda event: event.type in match
+    return match
+
+
+def _require_pcm16(pcm: npt.ArrayLike) -> npt.NDArray[np.int16]:
+    samples = np.asarray(pcm)
+    if samples.dtype != np.int16 or samples.ndim != 1:
+        raise TypeError(
+            f"audio must be mono int16 samples, got dtype {samples.dtype} shape {samples.shape}"
+        )
+    return samples
+
+
+class RealtimeClient:
+    """One Realtime session over WebSocket.
+
+    Open it with ``async with RealtimeClient.connect(url) as client`` (or
+    ``client = await RealtimeClient.connect(url)`` and ``await client.close()``). A reader
+    task parses every server event, stamps ``received_at`` and queues it; ``next_event``,
+    ``wait_for`` and ``events()`` consume that single queue, so events are handed out once.
+    """
+
+    def __init__(self, connection: ClientConnection, url: str) -> None:
+        self._connection = connection
+        self.url = url
+        self._queue: asyncio.Queue[ServerEvent | None] = asyncio.Queue()
+        self._recent: deque[str] = deque(maxlen=RECENT_EVENT_TYPES)
+        self._session: dict[str, Any] = {}
+        self._closed_reason: str | None = None
+        self._reader = asyncio.create_task(self._read(), name=f"realtime-reader {url}")
+
+    # -- opening and closing -----------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls, url: str, *, session: dict[str, Any] | None = None, open_timeout: float = 10.0
+    ) -> _Connecting:
+        """Connect, wait for ``session.created`` and apply ``session`` (a partial session
+        object) with ``session.update``. Every step is bounded by ``open_timeout`` seconds.
+
+        Raises ``RealtimeConnectionError`` when the server cannot be reached or does not open
+        a session, and ``RealtimeServerError`` when it rejects ``session``.
+        """
+        return _Connecting(cls, url, session, open_timeout)
+
+    @classmethod
+    async def _open(
+        cls, url: str, session: dict[str, Any] | None, open_timeout: float
+    ) -> RealtimeClient:
+        try:
+            connection = await connect(
+                url,
+                open_timeout=open_timeout,
+                max_size=MAX_EVENT_BYTES,
+                compression=None,  # base64 audio barely compresses; deflate only adds latency
+                close_timeout=_CLOSE_TIMEOUT_S,
+            )
+        except (OSError, ValueError, WebSocketException) as exc:
+            reason = _connect_failure(exc, open_timeout)
+            raise RealtimeConnectionError(f"could not connect to {url}: {reason}") from exc
+        client = cls(connection, url)
+        try:
+            try:
+                await client.wait_for("session.created", open_timeout)
+            except (TimeoutError, RealtimeConnectionClosed) as exc:
+                raise RealtimeConnectionError(
+                    f"could not connect to {url}: the server did not open a Realtime session "
+                    f"({exc})"
+                ) from exc
+            if session:
+                await client.update_session(session, timeout=open_timeout)
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    async def close(self) -> None:
+        """Close the connection and stop the reader (safe to call more than once)."""
+        await self._connection.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), _CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def __aenter__(self) -> RealtimeClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> dict[str, Any]:
+        """The session object from the latest session.created / session.updated received."""
+        return self._session
+
+    @property
+    def input_rate(self) -> int:
+        """The sample rate the session expects input audio at."""
+        return session_audio_rate(self._session, "input")
+
+    @property
+    def output_rate(self) -> int:
+        """The sample rate of the session's reply audio."""
+        return session_audio_rate(self._session, "output")
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended (events still queued can be read)."""
+        return self._reader.done()
+
+    @property
+    def recent_event_types(self) -> list[str]:
+        """Types of the last events received, oldest first."""
+        return list(self._recent)
+
+    def describe_recent(self) -> str:
+        if not self._recent:
+            return "no events received"
+        return "last events received: " + ", ".join(self._recent)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            async for message in self._connection:
+                received_at = time.monotonic()
+                try:
+                    event = parse_server_event(json.loads(message), received_at)
+                except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                    log.warning("ignoring a server message that is not an event: %s", exc)
+                    continue
+                if isinstance(event, SessionCreated | SessionUpdated):
+                    self._session = event.session
+                self._recent.append(event.type)
+                self._queue.put_nowait(event)
+        except ConnectionClosed:
+            pass  # described below from the close frame
+        except Exception:
+            log.exception("the Realtime event reader failed; treating the connection as closed")
+            await self._connection.close()
+        finally:
+            code = self._connection.close_code
+            reason = self._connection.close_reason
+            self._closed_reason = f"code {code}" + (f", {reason}" if reason else "")
+            self._queue.put_nowait(None)
+
+    def _closed_error(self, doing: str) -> RealtimeConnectionClosed:
+        reason = self._closed_reason or "closing"
+        return RealtimeConnectionClosed(
+            f"connection to {self.url} closed ({reason}) {doing}; {self.describe_recent()}"
+        )
+
+    async def next_event(self, timeout: float | None = None) -> ServerEvent:  # noqa: ASYNC109
+        """The next server event. Raises ``TimeoutError`` after ``timeout`` seconds, and
+        ``RealtimeConnectionClosed`` once the connection has ended and the queue is empty."""
+        try:
+            async with asyncio.timeout(timeout):
+                event = await self._queue.get()
+        except TimeoutError:
+            raise TimeoutError(
+                f"no server event within {timeout:g} s; {self.describe_recent()}"
+            ) from None
+        if event is None:
+            self._queue.put_nowait(None)  # every later reader sees the end too
+            raise self._closed_error("while waiting for an event")
+        return event
+
+    async def wait_for(self, match: EventMatch, timeout: float) -> ServerEvent:  # noqa: ASYNC109
+        """Consume events until one matches (an event type, a tuple of types, or a
+        predicate) and return it; the events before it are discarded.
+
+        Raises ``TimeoutError`` naming what was awaited and the last event types received.
+        """
+        matches = _matcher(match)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                event = await self.next_event(remaining)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"timed out after {timeout:g} s waiting for {_describe_match(match)}; "
+                    f"{self.describe_recent()}"
+                ) from None
+            except RealtimeConnectionClosed:
+                raise self._closed_error(f"while waiting for {_describe_match(match)}") from None
+            if matches(event):
+                return event
+
+    async def events(self) -> AsyncIterator[ServerEvent]:
+        """Iterate over server events until the connection ends."""
+        while True:
+            try:
+                yield await self.next_event()
+            except RealtimeConnectionClosed:
+                return
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Send one client event (a dict with ``type``) as JSON."""
+        try:
+            await self._connection.send(json.dumps(event, separators=(",", ":")))
+        except ConnectionClosed:
+            raise self._closed_error(f"before sending {event.get('type')!r}") from None
+
+    async def update_session(
+        self,
+        session: dict[str, Any],
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """Send ``session.update`` and return the session the server confirms.
+
+        Consumes events until ``session.updated`` or an ``error`` about this update, which
+        raises ``RealtimeServerError``.
+        """
+        event_id = _event_id()
+        await self.send({"type": "session.update", "event_id": event_id, "session": session})
+
+        def is_answer(event: ServerEvent) -> bool:
+            if isinstance(event, ErrorEvent):
+                return event.error.event_id in (None, event_id)
+            return isinstance(event, SessionUpdated)
+
+        is_answer.__name__ = "session.updated"
+        answer = await self.wait_for(is_answer, timeout)
+        if isinstance(answer, ErrorEvent):
+            raise RealtimeServerError(answer, "server rejected session.update")
+        assert isinstance(answer, SessionUpdated)
+        return answer.session
+
+    async def append_audio(self, pcm: npt.NDArray[np.int16]) -> None:
+        """Send ``pcm`` (mono int16 at the session's input rate) in one audio append event."""
+        audio = pcm16_to_base64(_require_pcm16(pcm))
+        await self.send({"type": "input_audio_buffer.append", "audio": audio})
+
+    async def stream_audio(
+        self,
+        pcm: npt.NDArray[np.int16],
+        *,
+        sample_rate: int,
+        chunk_ms: float = 20.0,
+        realtime: bool = True,
+        stop: asyncio.Event | None = None,
+    ) -> float:
+        """Send ``pcm`` in ``chunk_ms`` appends, resampled to the session's input rate.
+
+        With ``realtime`` each chunk leaves when a microphone would deliver it: chunk k at
+        start + (end of chunk k)/rate on a monotonic schedule, so pacing does not drift and
+        back-to-back calls continue the same cadence. Otherwise chunks go as fast as the
+        connection takes them. Setting ``stop`` ends the stream before the next chunk.
+        Returns the ``time.monotonic()`` at which the last chunk was sent (the start time if
+        nothing was sent).
+        """
+        if chunk_ms <= 0:
+            raise ValueError(f"chunk_ms must be positive, got {chunk_ms}")
+        samples = _require_pcm16(pcm)
+        rate = self.input_rate
+        if sample_rate != rate:
+            samples = await asyncio.to_thread(resample, samples, sample_rate, rate)
+        chunk = max(1, round(rate * chunk_ms / 1000.0))
+        start = time.monotonic()
+        last_sent = start
+        for offset in range(0, len(samples), chunk):
+            piece = samples[offset : offset + chunk]
+            if realtime:
+                due = start + (offset + len(piece)) / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)  # let the reader stamp arrivals between chunks
+            if stop is not None and stop.is_set():
+                break
+            await self.append_audio(piece)
+            last_sent = time.monotonic()
+        return last_sent
+
+    async def send_silence(
+        self,
+        ms: float,
+        *,
+        realtime: bool = True,
+        chunk_ms: float = 20.0,
+        stop: asyncio.Event | None = None,
+    ) -> float:
+        """Stream ``ms`` milliseconds of digital silence like ``stream_audio``."""
+        rate = self.input_rate
+        silence = np.zeros(max(0, round(rate * ms / 1000.0)), dtype=np.int16)
+        return await self.stream_audio(
+            silence, sample_rate=rate, chunk_ms=chunk_ms, realtime=realtime, stop=stop
+        )
+
+    async def commit(self) -> None:
+        await self.send({"type": "input_audio_buffer.commit"})
+
+    async def clear(self) -> None:
+        await self.send({"type": "input_audio_buffer.clear"})
+
+    async def create_response(self, **params: Any) -> None:
+        """Send ``response.create``; ``params`` become its ``response`` object if given."""
+        event: dict[str, Any] = {"type": "response.create"}
+        if params:
+            event["response"] = params
+        await self.send(event)
+
+    async def cancel_response(self, response_id: str | None = None) -> None:
+        event: dict[str, Any] = {"type": "response.cancel"}
+        if response_id is not None:
+            event["response_id"] = response_id
+        await self.send(event)
+
+
+class _Connecting:
+    """What ``RealtimeClient.connect`` returns: awaitable, or an async context manager."""
+
+    def __init__(
+        self,
+        client_type: type[RealtimeClient],
+        url: str,
+        session: dict[str, Any] | None,
+        open_timeout: float,
+    ) -> None:
+        self._client_type = client_type
+        self._url = url
+        self._session = session
+        self._open_timeout = open_timeout
+        self._client: RealtimeClient | None = None
+
+    def __await__(self) -> Generator[Any, None, RealtimeClient]:
+        return self._client_type._open(self._url, self._session, self._open_timeout).__await__()
+
+    async def __aenter__(self) -> RealtimeClient:
+        self._client = await self._client_type._open(self._url, self._session, self._open_timeout)
+        return self._client
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.close()

@@ -1,0 +1,1 @@
+"""Test support: a tiny Step-Audio-like stand-in model and a real vLLM CPU server around it."""
