@@ -24,9 +24,7 @@ def free_port() -> int:
 class ServiceProcess:
     """The service in a subprocess of its own (its own event loop, uvloop, as in production)."""
 
-    def __init__(
-        self, *serve_args: str, log_path: Path, env: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, *serve_args: str, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.serve_args = serve_args
         self.log_path = log_path
@@ -86,6 +84,9 @@ class ServiceProcess:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

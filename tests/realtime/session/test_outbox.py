@@ -24,8 +24,8 @@ def frame(response_id: str, segment: int = 0, value: int = 1) -> AudioFrame:
     return AudioFrame(response_id, "item_" + response_id, np.full(20, value, np.int16), segment)
 
 
-async def get_soon(outbox: Outbox, timeout: float = 0.05) -> object:
-    return await asyncio.wait_for(outbox.get(), timeout)
+async def get_soon(outbox: Outbox, within_s: float = 0.05) -> object:
+    return await asyncio.wait_for(outbox.get(), within_s)
 
 
 async def test_control_events_overtake_queued_audio() -> None:
