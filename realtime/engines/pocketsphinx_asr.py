@@ -28,6 +28,8 @@ import numpy.typing as npt
 import pocketsphinx
 
 SAMPLE_RATE = 16_000
+_GIL_SLICE_BYTES = 2 * 640  # 40 ms of 16 kHz int16 audio
+
 _T = TypeVar("_T")
 
 
@@ -278,7 +280,11 @@ class Utterance:
                     slot.decoder.start_utt()
                     self._started = True
                 for data in backlog:
-                    slot.decoder.process_raw(data, no_search=False, full_utt=False)
+                    # pocketsphinx holds the GIL while it decodes: small pieces let the event
+                    # loop (and the VAD) run between them instead of stalling for a whole chunk.
+                    for start in range(0, len(data), _GIL_SLICE_BYTES):
+                        piece = data[start : start + _GIL_SLICE_BYTES]
+                        slot.decoder.process_raw(piece, no_search=False, full_utt=False)
                 if not end:
                     return ""
                 slot.decoder.end_utt()
