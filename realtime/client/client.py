@@ -297,10 +297,14 @@ class RealtimeClient:
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send one client event (a dict with ``type``) as JSON."""
+        await self.send_raw(json.dumps(event, separators=(",", ":")))
+
+    async def send_raw(self, message: str | bytes) -> None:
+        """Send one message exactly as given (for tools and tests that probe validation)."""
         try:
-            await self._connection.send(json.dumps(event, separators=(",", ":")))
+            await self._connection.send(message)
         except ConnectionClosed:
-            raise self._closed_error(f"before sending {event.get('type')!r}") from None
+            raise self._closed_error("while sending") from None
 
     async def update_session(
         self,

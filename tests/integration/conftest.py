@@ -1,0 +1,43 @@
+"""The real service on 127.0.0.1 (echo engine, silero VAD, espeak-ng), once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.service import ServiceProcess
+from tests.support.speech import synthesize
+
+RATE = 24_000
+
+
+@pytest.fixture(scope="session")
+def echo_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    log = tmp_path_factory.mktemp("service") / "serve.log"
+    with ServiceProcess(log_path=log) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def speech_cache() -> dict[tuple[str, int], np.ndarray]:
+    return {}
+
+
+@pytest.fixture(scope="session")
+def say(speech_cache: dict[tuple[str, int], np.ndarray]):  # type: ignore[no-untyped-def]
+    """``say(text, rate=24000)``: espeak-ng speech, synthesized once per test session."""
+
+    def synthesize_cached(text: str, rate: int = RATE) -> np.ndarray:
+        key = (text, rate)
+        if key not in speech_cache:
+            speech_cache[key] = synthesize(text, rate)
+        return speech_cache[key]
+
+    return synthesize_cached
+
+
+def log_of(service: ServiceProcess) -> Path:
+    return service.log_path
