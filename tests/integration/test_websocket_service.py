@@ -352,7 +352,7 @@ def test_health_and_metrics_report_the_service(echo_service: ServiceProcess) -> 
 def test_the_server_never_imports_torch() -> None:
     code = (
         "import sys; import realtime.server.app, realtime.server.resources, realtime.turns.silero;"
-        "realtime.turns.silero.SileroVadModel(); assert 'torch' not in sys.modules, 'torch imported'"
+        "realtime.turns.silero.SileroVadModel(); assert 'torch' not in sys.modules, 'torch!'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -365,6 +365,7 @@ async def _record(client: RealtimeClient, sink: list[ServerEvent], until: str | 
 
 
 async def _wait_until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``condition`` (fed by a reader task) until it holds, at most ``timeout_s``."""
     async with asyncio.timeout(timeout_s):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - the events list is filled by another task
             await asyncio.sleep(0.01)
