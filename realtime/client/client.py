@@ -297,14 +297,18 @@ class RealtimeClient:
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send one client event (a dict with ``type``) as JSON."""
-        await self.send_raw(json.dumps(event, separators=(",", ":")))
+        message = json.dumps(event, separators=(",", ":"))
+        await self._send(message, f"before sending {event.get('type')!r}")
 
     async def send_raw(self, message: str | bytes) -> None:
         """Send one message exactly as given (for tools and tests that probe validation)."""
+        await self._send(message, "while sending a raw message")
+
+    async def _send(self, message: str | bytes, doing: str) -> None:
         try:
             await self._connection.send(message)
         except ConnectionClosed:
-            raise self._closed_error("while sending") from None
+            raise self._closed_error(doing) from None
 
     async def update_session(
         self,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from realtime.engines.base import Engine
 from realtime.engines.echo import DEFAULT_EMPTY_REPLY, DEFAULT_REPLY, EchoEngine
 from realtime.engines.pocketsphinx_asr import PocketsphinxTranscriber
+from realtime.engines.sim import SimEngine, SimParams
 
-EngineName = Literal["echo"]
-ENGINE_NAMES: tuple[str, ...] = ("echo",)
+EngineName = Literal["echo", "sim"]
+ENGINE_NAMES: tuple[str, ...] = ("echo", "sim")
 
 
 @dataclass(frozen=True)
@@ -19,13 +20,16 @@ class EngineOptions:
     echo_reply: str = DEFAULT_REPLY
     echo_empty_reply: str = DEFAULT_EMPTY_REPLY
     asr_workers: int = 1
+    sim: SimParams = field(default_factory=SimParams)
 
 
 def build_engine(options: EngineOptions) -> Engine:
     if options.name == "echo":
         return EchoEngine(
-            PocketsphinxTranscriber(max_workers=options.asr_workers),
+            PocketsphinxTranscriber(workers=options.asr_workers),
             reply=options.echo_reply,
             empty_reply=options.echo_empty_reply,
         )
+    if options.name == "sim":
+        return SimEngine(options.sim)
     raise ValueError(f"unknown engine {options.name!r}; choose one of {', '.join(ENGINE_NAMES)}")

@@ -38,6 +38,7 @@ from realtime.session.outbox import Outbox, OutboxClosed
 from realtime.session.responder import Responder, ResponseOutcome, ResponsePlan
 from realtime.session.services import SessionServices, TransportSink
 from realtime.session.timings import TurnTimings
+from realtime.speaking.base import SpeakingParams
 from realtime.turns.turn_detector import (
     SpeechStarted,
     SpeechStopped,
@@ -152,7 +153,9 @@ class Session:
     def append_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Input audio from any transport: mono int16 at ``sample_rate``."""
         if self._resampler is None or self._resampler.in_rate != sample_rate:
-            self._resampler = StreamResampler(sample_rate, ENGINE_SAMPLE_RATE)
+            # soxr's LQ keeps 6 ms back where HQ keeps 21 ms (in 40 ms bursts), and still
+            # passes everything up to 7.3 kHz: ample for speech going to VAD, ASR and engine.
+            self._resampler = StreamResampler(sample_rate, ENGINE_SAMPLE_RATE, quality="LQ")
         pcm16k = self._resampler.process(pcm)
         try:
             self._buffer.append(pcm16k)
@@ -545,6 +548,17 @@ class Session:
         response_id = ev.new_id("resp")
         item = AssistantItem(ev.new_id("item"))
         speaks = modalities == ["audio"]
+        max_buffered_ms = float(
+            config.speaking.max_buffered_audio_ms or self._settings.max_buffered_reply_ms
+        )
+        speaking = SpeakingParams(
+            formulation_tokens=config.speaking.formulation_tokens
+            or self._settings.formulation_tokens,
+            articulation_tokens=config.speaking.articulation_tokens
+            or self._settings.articulation_tokens,
+            max_buffered_audio_ms=max_buffered_ms,
+            first_formulation_tokens=self._settings.first_formulation_tokens,
+        )
         plan = ResponsePlan(
             response_id=response_id,
             item=item,
@@ -552,11 +566,10 @@ class Session:
             speaks=speaks,
             output_rate=config.output_rate,
             frame_ms=self._settings.frame_ms,
-            max_buffered_ms=float(
-                config.speaking.max_buffered_audio_ms or self._settings.max_buffered_reply_ms
-            ),
+            max_buffered_ms=max_buffered_ms,
             voice=config.audio.output.voice,
             speed=config.audio.output.speed,
+            speaking=speaking,
         )
         timings.mark("response_created")
         responder = Responder(
@@ -599,12 +612,13 @@ class Session:
         self._finish_response(active)
 
     def _finish_response(self, active: _ActiveResponse) -> None:
+        """The reply is fully produced; it stays the active response (a barge-in can still
+        cut it) until its last audio frame and ``response.done`` have left the outbox."""
         plan = active.plan
         item = plan.item
         item.text = active.responder.reply_text()
         item.reasoning = active.responder.reasoning
         item.status = "completed"
-        self._active = None
         previous = self._item_before(item.id)
         rid = plan.response_id
         wire_item = self._wire_assistant_item(active, "completed", item.text)
@@ -613,6 +627,8 @@ class Session:
         self.outbox.enqueue(rid, ev.item_done(wire_item, previous))
 
         def response_done() -> dict[str, Any]:
+            if self._active is active:
+                self._active = None
             active.timings.mark("response_done")
             self._observe(active, "completed")
             return ev.response_done(self._response_object(active, "completed", [wire_item]))

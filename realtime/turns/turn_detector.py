@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES
@@ -10,6 +11,13 @@ from realtime.turns.vad import VadChunkResult
 HYSTERESIS = 0.15
 """Silence during speech is ``probability < threshold - 0.15`` (silero's neg_threshold)."""
 MIN_NEGATIVE_THRESHOLD = 0.01
+VOICED_RANGE_DB = 40.0
+"""Audio within this many dB of the turn's loudest 8 ms counts as voiced when the end of
+speech is refined from the audio's levels (the same gate the SDK uses for "last voiced")."""
+SILENT_FLOOR_DB = -70.0
+MAX_END_REFINEMENT_MS = 96
+"""How far before silero's own speech end the refined end may lie: silero's probability
+trails the audio by about two 32 ms chunks."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,11 @@ class TurnDetector:
     like silero's own get_speech_timestamps). Speech stops when a silence run reaches
     ``silence_duration_ms``.
 
+    When the results carry ``levels_db``, the silence window is counted from where the voice
+    ended in the audio (the last 8 ms within ``VOICED_RANGE_DB`` of the turn's peak, at most
+    ``MAX_END_REFINEMENT_MS`` before the silence run), not from where silero's probability
+    fell, which lags the audio by about two chunks; the run must still be unbroken.
+
     Setting ``params`` takes effect at the next ``update``. Mid-speech, a silence run already
     under way is measured against the new ``silence_duration_ms`` (shortening it can stop
     speech at the next chunk), and an unfinished start against the new ``min_speech_ms``.
@@ -85,6 +98,9 @@ class TurnDetector:
         self._voiced_start: int | None = None  # idle: start of the current voiced run
         self._last_voiced_end = 0  # in speech: end of the last chunk before the silence run
         self._silence_start: int | None = None  # in speech: start of the current silence run
+        self._voice_end: int | None = None  # in speech: refined end of voice before the run
+        self._peak_db = SILENT_FLOOR_DB
+        self._recent: deque[VadChunkResult] = deque(maxlen=1 + MAX_END_REFINEMENT_MS // 32)
 
     @property
     def in_speech(self) -> bool:
@@ -95,7 +111,10 @@ class TurnDetector:
         self._in_speech = False
         self._voiced_start = None
         self._silence_start = None
+        self._voice_end = None
         self._last_voiced_end = 0
+        self._peak_db = SILENT_FLOOR_DB
+        self._recent.clear()
 
     def _samples(self, milliseconds: int) -> int:
         return milliseconds * self.sample_rate // 1000
@@ -103,8 +122,29 @@ class TurnDetector:
     def update(self, result: VadChunkResult) -> list[SpeechStarted | SpeechStopped]:
         chunk_start = result.end_sample - self.chunk_samples
         if not self._in_speech:
-            return self._update_idle(result, chunk_start)
-        return self._update_in_speech(result, chunk_start)
+            events = self._update_idle(result, chunk_start)
+        else:
+            events = self._update_in_speech(result, chunk_start)
+        if result.probability >= self.params.threshold and result.levels_db:
+            self._peak_db = max(self._peak_db, *result.levels_db)
+        self._recent.append(result)
+        return events
+
+    def _refined_voice_end(self, silence_start: int) -> int:
+        """Where the voice ended before a silence run starting at ``silence_start``."""
+        floor = max(self._peak_db - VOICED_RANGE_DB, SILENT_FLOOR_DB)
+        earliest = silence_start - self._samples(MAX_END_REFINEMENT_MS)
+        for chunk in reversed(self._recent):
+            if not chunk.levels_db:
+                return silence_start
+            part = self.chunk_samples // len(chunk.levels_db)
+            for index in range(len(chunk.levels_db) - 1, -1, -1):
+                part_end = chunk.end_sample - (len(chunk.levels_db) - 1 - index) * part
+                if part_end <= earliest:
+                    return earliest
+                if part_end <= silence_start and chunk.levels_db[index] >= floor:
+                    return part_end
+        return silence_start
 
     def _update_idle(self, result: VadChunkResult, chunk_start: int) -> list[TurnEvent]:
         if result.probability < self.params.threshold:
@@ -124,6 +164,7 @@ class TurnDetector:
     def _update_in_speech(self, result: VadChunkResult, chunk_start: int) -> list[TurnEvent]:
         if result.probability >= self.params.threshold:
             self._silence_start = None
+            self._voice_end = None
             self._last_voiced_end = result.end_sample
             return []
         if self._silence_start is None:
@@ -131,9 +172,13 @@ class TurnDetector:
                 self._last_voiced_end = result.end_sample  # hysteresis band: still speech
                 return []
             self._silence_start = chunk_start
-        if result.end_sample - self._silence_start < self._samples(self.params.silence_duration_ms):
+            self._voice_end = self._refined_voice_end(chunk_start)
+        voice_end = self._voice_end if self._voice_end is not None else self._silence_start
+        if result.end_sample - voice_end < self._samples(self.params.silence_duration_ms):
             return []
-        stopped = SpeechStopped(end_sample=self._last_voiced_end, detected_sample=result.end_sample)
+        stopped = SpeechStopped(end_sample=voice_end, detected_sample=result.end_sample)
         self._in_speech = False
         self._silence_start = None
+        self._voice_end = None
+        self._peak_db = SILENT_FLOOR_DB
         return [stopped]

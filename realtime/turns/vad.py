@@ -41,10 +41,27 @@ class VadChunkResult:
     """Speech probability of one 512-sample chunk.
 
     ``end_sample`` is the absolute index, in the stream's 16 kHz samples, just after the chunk.
+    ``levels_db`` is the RMS level (dBFS) of each quarter of the chunk (8 ms), oldest first:
+    the turn detector uses it to find where the voice actually ended, since silero's
+    probability trails the audio by a couple of chunks.
     """
 
     end_sample: int
     probability: float
+    levels_db: tuple[float, ...] = ()
+
+
+LEVEL_SUBFRAMES = 4
+
+
+def chunk_levels_db(chunks: np.ndarray) -> list[list[float]]:
+    """RMS level in dBFS of each of the ``LEVEL_SUBFRAMES`` parts of each float chunk."""
+    if not len(chunks):
+        return []
+    parts = chunks.reshape(len(chunks), LEVEL_SUBFRAMES, -1).astype(np.float64)
+    power = np.mean(parts * parts, axis=2)
+    levels: list[list[float]] = np.round(10.0 * np.log10(power + 1e-12), 2).tolist()
+    return levels
 
 
 @dataclass(eq=False)
@@ -276,11 +293,13 @@ class VadBatcher:
                 offset += count
                 if request.future.done():  # cancelled by its caller, or dropped by reset()
                     continue
+                levels = chunk_levels_db(request.chunks)
                 request.future.set_result(
                     [
                         VadChunkResult(
                             end_sample=request.first_end_sample + k * SILERO_CHUNK_SAMPLES,
                             probability=float(p),
+                            levels_db=tuple(levels[k]),
                         )
                         for k, p in enumerate(probabilities)
                     ]

@@ -175,3 +175,50 @@ def test_voiced_run_interrupted_by_reset_starts_over() -> None:
 def test_invalid_params_are_rejected(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         TurnDetectionParams(**kwargs)  # type: ignore[arg-type]
+
+
+# -- the end of speech refined from the audio's levels ---------------------------------
+
+LOUD = (-20.0, -20.0, -20.0, -20.0)
+QUIET = (-95.0, -95.0, -95.0, -95.0)
+
+
+def _levels_run(detector: TurnDetector, items: list[tuple[float, tuple[float, ...]]]) -> list:
+    events = []
+    for index, (probability, levels) in enumerate(items, start=1):
+        events += detector.update(VadChunkResult(index * 512, probability, levels))
+    return events
+
+
+def test_silence_window_counts_from_where_the_voice_ended_not_from_silero_s_lagging_fall() -> None:
+    detector = TurnDetector(TurnDetectionParams(silence_duration_ms=256, min_speech_ms=32))
+    speech = [(0.99, LOUD)] * 10
+    # silero keeps scoring two quiet chunks as speech before its probability falls.
+    trailing = [(0.9, QUIET), (0.6, QUIET)]
+    silence = [(0.01, QUIET)] * 20
+    events = _levels_run(detector, speech + trailing + silence)
+    stopped = [e for e in events if isinstance(e, SpeechStopped)]
+    assert len(stopped) == 1
+    voice_end = 10 * 512
+    assert stopped[0].end_sample == voice_end
+    # Stopped at the first chunk boundary 256 ms after the voice ended, not after the fall.
+    assert stopped[0].detected_sample == voice_end + 256 * 16
+
+
+def test_refinement_looks_back_at_most_a_bounded_time() -> None:
+    detector = TurnDetector(TurnDetectionParams(silence_duration_ms=256, min_speech_ms=32))
+    speech = [(0.99, LOUD)] * 10
+    long_quiet_tail = [(0.9, QUIET)] * 6  # silero says speech for 192 ms of quiet audio
+    events = _levels_run(detector, speech + long_quiet_tail + [(0.01, QUIET)] * 20)
+    stopped = next(e for e in events if isinstance(e, SpeechStopped))
+    silence_run_start = 16 * 512
+    assert stopped.end_sample == silence_run_start - 96 * 16
+
+
+def test_quiet_speech_within_the_voiced_range_is_still_speech() -> None:
+    detector = TurnDetector(TurnDetectionParams(silence_duration_ms=256, min_speech_ms=32))
+    speech = [(0.99, LOUD)] * 10
+    soft_ending = [(0.9, (-45.0, -45.0, -45.0, -45.0)), (0.6, (-50.0, -55.0, -95.0, -95.0))]
+    events = _levels_run(detector, speech + soft_ending + [(0.01, QUIET)] * 20)
+    stopped = next(e for e in events if isinstance(e, SpeechStopped))
+    assert stopped.end_sample == 11 * 512 + 2 * 128
