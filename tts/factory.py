@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from tts.base import TextToSpeech
+from tts.cosyvoice_factory import CosyVoiceOptions, build_cosyvoice_tts
 from tts.espeak import EspeakTts
+from tts.simulated import DEFAULT_FIRST_CHUNK_MS, SimulatedFirstChunkTts
 
-TtsName = Literal["espeak"]
-TTS_NAMES: tuple[str, ...] = ("espeak",)
+TtsName = Literal["espeak", "simulated", "cosyvoice"]
+TTS_NAMES: tuple[str, ...] = ("espeak", "simulated", "cosyvoice")
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class TtsOptions:
     name: TtsName = "espeak"
     espeak_voice: str = "en-us"
     espeak_words_per_minute: int = 175
+    first_chunk_ms: float = DEFAULT_FIRST_CHUNK_MS
+    cosyvoice: CosyVoiceOptions = field(default_factory=CosyVoiceOptions)
 
 
 def build_tts(options: TtsOptions) -> TextToSpeech:
@@ -24,4 +28,11 @@ def build_tts(options: TtsOptions) -> TextToSpeech:
         return EspeakTts(
             voice=options.espeak_voice, words_per_minute=options.espeak_words_per_minute
         )
+    if options.name == "simulated":
+        espeak = EspeakTts(
+            voice=options.espeak_voice, words_per_minute=options.espeak_words_per_minute
+        )
+        return SimulatedFirstChunkTts(espeak, first_chunk_ms=options.first_chunk_ms)
+    if options.name == "cosyvoice":
+        return build_cosyvoice_tts(options.cosyvoice)
     raise ValueError(f"unknown TTS backend {options.name!r}; choose one of {', '.join(TTS_NAMES)}")

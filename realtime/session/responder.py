@@ -25,7 +25,7 @@ from realtime.protocol import server_events as ev
 from realtime.session.outbox import AudioFrame, Outbox
 from realtime.session.timings import TurnTimings
 from realtime.session.truncation import SpokenSegment, spoken_text
-from realtime.speaking.base import ReasoningText, ReplyText, SpeakingPolicy
+from realtime.speaking.base import ReasoningText, ReplyText, SpeakingParams, SpeakingPolicy
 from tokenizer.framing import FrameSplitter
 from tokenizer.resample import StreamResampler
 from tts.base import TextToSpeech, TtsError
@@ -46,6 +46,7 @@ class ResponsePlan:
     max_buffered_ms: float
     voice: str | None = None
     speed: float = 1.0
+    speaking: SpeakingParams = field(default_factory=SpeakingParams)
 
 
 @dataclass
@@ -143,7 +144,9 @@ class Responder:
     async def _think(self, reply_queue: asyncio.Queue[str | None]) -> None:
         plan = self.plan
         gauge = _OutboxGauge(self._outbox, plan.response_id)
-        events = self._policy.run(self._engine, plan.request, self.timings, gauge)
+        events = self._policy.run(
+            self._engine, plan.request, self.timings, gauge, params=plan.speaking
+        )
         try:
             async for event in events:
                 if isinstance(event, ReasoningText):
@@ -261,3 +264,5 @@ class Responder:
 async def _drain(queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:
     while (text := await queue.get()) is not None:
         yield text
+    # Leave the end mark for the next reader: after a TTS failure _speak waits for it.
+    queue.put_nowait(None)

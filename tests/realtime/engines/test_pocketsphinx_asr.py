@@ -91,13 +91,11 @@ async def test_decoding_runs_in_another_process_and_the_event_loop_keeps_running
             ticks += 1
 
     ticker = asyncio.create_task(tick())
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     await _transcribe(transcriber, synthesize(GREETING), synthesize(COUNTING))
-    elapsed = loop.time() - started
     ticker.cancel()
-    # A decode on this process's GIL would have frozen the ticker for its whole duration.
-    assert ticks >= 0.5 * elapsed / 0.005
+    # A decode holding this process's GIL would have frozen the ticker for its duration
+    # (~0.5 s of decoding here); in a worker process the loop keeps ticking.
+    assert ticks >= 10
 
 
 async def test_an_utterance_cannot_be_used_after_finish_or_abort(
