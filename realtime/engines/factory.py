@@ -9,9 +9,11 @@ from realtime.engines.base import Engine
 from realtime.engines.echo import DEFAULT_EMPTY_REPLY, DEFAULT_REPLY, EchoEngine
 from realtime.engines.pocketsphinx_asr import PocketsphinxTranscriber
 from realtime.engines.sim import SimEngine, SimParams
+from realtime.engines.vllm.engine import VllmEngine
+from realtime.engines.vllm.options import VllmOptions
 
-EngineName = Literal["echo", "sim"]
-ENGINE_NAMES: tuple[str, ...] = ("echo", "sim")
+EngineName = Literal["echo", "sim", "vllm"]
+ENGINE_NAMES: tuple[str, ...] = ("echo", "sim", "vllm")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class EngineOptions:
     echo_empty_reply: str = DEFAULT_EMPTY_REPLY
     asr_workers: int = 1
     sim: SimParams = field(default_factory=SimParams)
+    vllm: VllmOptions | None = None
 
 
 def build_engine(options: EngineOptions) -> Engine:
@@ -32,4 +35,8 @@ def build_engine(options: EngineOptions) -> Engine:
         )
     if options.name == "sim":
         return SimEngine(options.sim)
+    if options.name == "vllm":
+        if options.vllm is None:
+            raise ValueError("the vllm engine needs VllmOptions (at least one --engine-url)")
+        return VllmEngine(options.vllm)
     raise ValueError(f"unknown engine {options.name!r}; choose one of {', '.join(ENGINE_NAMES)}")

@@ -39,6 +39,11 @@ class SessionSettings:
     incremental_prefill: bool = True
     prefill_chunk_s: float = 2.0
     default_policy: str = "after-think"
+    # Mind-Paced Speaking: reasoning tokens per formulation segment (Tc), the first one
+    # (None: Tc), and reply tokens per articulation (Tr); session.speaking overrides them.
+    formulation_tokens: int = 80
+    first_formulation_tokens: int | None = None
+    articulation_tokens: int = 20
     reasoning_budgets: Mapping[str, int | None] = field(
         default_factory=lambda: dict(DEFAULT_REASONING_BUDGETS)
     )
