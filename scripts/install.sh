@@ -38,6 +38,8 @@ PYTHON=$(pick_python)
 apt_packages=()
 command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
+# The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+if [ "$with_tests" -eq 1 ] && [ ! -x /usr/bin/chromium ]; then apt_packages+=(chromium); fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
     say "apt-get install ${apt_packages[*]}"
     as_root apt-get update -q

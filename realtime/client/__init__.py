@@ -7,6 +7,7 @@ from realtime.client.client import (
     RealtimeError,
     RealtimeServerError,
 )
+from realtime.client.connection import RealtimeConnection
 from realtime.client.events import (
     ConversationItemAdded,
     ConversationItemDone,
@@ -58,6 +59,7 @@ __all__ = [
     "OutputTextDelta",
     "OutputTextDone",
     "RealtimeClient",
+    "RealtimeConnection",
     "RealtimeConnectionClosed",
     "RealtimeConnectionError",
     "RealtimeError",

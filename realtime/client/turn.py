@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from realtime.client.client import RealtimeClient, RealtimeServerError
+from realtime.client.client import RealtimeServerError
+from realtime.client.connection import RealtimeConnection
 from realtime.client.events import (
     ErrorEvent,
     InputTranscriptionCompleted,
@@ -164,11 +166,12 @@ def _final(complete: str | None, deltas: list[str]) -> str:
 
 
 async def collect_response(
-    client: RealtimeClient,
+    client: RealtimeConnection,
     *,
     timeout: float,  # noqa: ASYNC109
     response_id: str | None = None,
     raise_on_error: bool = True,
+    on_event: Callable[[ServerEvent], None] | None = None,
 ) -> ResponseResult:
     """Consume events until the ``response.done`` of one response and gather what it sent.
 
@@ -176,6 +179,8 @@ async def collect_response(
     events during the response are kept in ``errors`` (the server ends a failed response
     with response.done); with ``raise_on_error`` an error before any response was created
     raises ``RealtimeServerError``. Raises ``TimeoutError`` after ``timeout`` seconds.
+    ``on_event`` sees every event as it is consumed (e.g. to act on the first reply audio
+    while the response is still running, as a barge-in does).
     """
     state = _Collected(response_id=response_id, sample_rate=client.output_rate)
     loop = asyncio.get_running_loop()
@@ -191,6 +196,8 @@ async def collect_response(
                 f"no response.done within {timeout:g} s ({state.progress()}); "
                 f"{client.describe_recent()}"
             ) from None
+        if on_event is not None:
+            on_event(event)
         done = state.feed(event, raise_on_error)
         if done is not None:
             return state.result(done)
@@ -257,7 +264,7 @@ def _prepare_utterance(
 
 
 async def speak_turn(
-    client: RealtimeClient,
+    client: RealtimeConnection,
     pcm: npt.NDArray[np.int16],
     rate: int,
     *,

@@ -10,6 +10,7 @@ from realtime.engines.factory import EngineOptions, build_engine
 from realtime.server.metrics import ServiceMetrics
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.speaking.factory import build_policies
+from realtime.transports.webrtc.options import WebRtcOptions
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
 from tts.factory import TtsOptions, build_tts
@@ -20,6 +21,7 @@ class ServiceOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     tts: TtsOptions = field(default_factory=TtsOptions)
     session: SessionSettings = field(default_factory=SessionSettings)
+    webrtc: WebRtcOptions = field(default_factory=WebRtcOptions)
 
 
 @contextlib.asynccontextmanager

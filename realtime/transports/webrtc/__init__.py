@@ -1,0 +1,1 @@
+"""The WebRTC transport: SDP offer/answer over HTTP, Opus audio, events on ``oai-events``."""

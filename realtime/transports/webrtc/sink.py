@@ -1,0 +1,145 @@
+"""Where a session's output goes on a WebRTC call: reply audio to the outgoing track, events
+to the ``oai-events`` data channel.
+
+As in OpenAI's WebRTC API, reply audio travels only as media (no
+``response.output_audio.delta`` events), and the data channel tells when it starts and
+stops playing: ``output_audio_buffer.started`` / ``.stopped``, and ``.cleared`` when a
+response is cut off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+from typing import Any
+
+from aiortc import RTCDataChannel
+from aiortc.exceptions import InvalidStateError
+
+from realtime.protocol import server_events as ev
+from realtime.session.outbox import AudioFrame, Outbox, Outgoing
+from realtime.transports.webrtc.media import PacedAudioTrack
+from tokenizer.resample import StreamResampler
+
+log = logging.getLogger(__name__)
+
+# Events held while the data channel is not open yet (session.created and what follows
+# it while ICE and DTLS complete); a peer without a channel never gets them.
+_MAX_PENDING_EVENTS = 256
+
+
+class EventChannel:
+    """JSON events to the peer over its data channel, held back until the channel opens."""
+
+    def __init__(self, max_pending: int = _MAX_PENDING_EVENTS) -> None:
+        self._channel: RTCDataChannel | None = None
+        self._pending: deque[str] = deque(maxlen=max_pending)
+        self.sent = 0
+
+    def attach(self, channel: RTCDataChannel) -> None:
+        self._channel = channel
+        if channel.readyState == "open":
+            self._flush()
+        else:
+            channel.on("open", self._flush)
+
+    def send(self, event: dict[str, Any]) -> None:
+        text = json.dumps(event, separators=(",", ":"))
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            self._pending.append(text)
+            return
+        self._send(channel, text)
+
+    def _flush(self) -> None:
+        channel = self._channel
+        while channel is not None and self._pending and channel.readyState == "open":
+            self._send(channel, self._pending.popleft())
+
+    def _send(self, channel: RTCDataChannel, text: str) -> None:
+        try:
+            channel.send(text)
+            self.sent += 1
+        except InvalidStateError:
+            log.debug("data channel closed; event dropped")
+
+
+def _event(event_type: str, response_id: str) -> dict[str, Any]:
+    return {"type": event_type, "event_id": ev.new_id("event"), "response_id": response_id}
+
+
+class WebRtcSink:
+    """The session's ``TransportSink`` on a WebRTC call (also the track's playback listener)."""
+
+    name = "webrtc"
+
+    def __init__(self, track: PacedAudioTrack, events: EventChannel) -> None:
+        self._track = track
+        self._events = events
+        self._outbox: Outbox | None = None
+        self._rates: dict[str, int] = {}
+        self._resamplers: dict[str, StreamResampler] = {}
+        self._playing: set[str] = set()
+        track.listener = self
+
+    def bind(self, outbox: Outbox) -> None:
+        """Use the session's outbox as the judge of what is stale (cancelled)."""
+        self._outbox = outbox
+        self._track.is_stale = outbox.is_stale
+
+    async def deliver(self, item: Outgoing) -> None:
+        if isinstance(item, AudioFrame):
+            resampler = self._resampler(item.response_id)
+            self._track.push(item.response_id, resampler.process(item.pcm))
+            return
+        event = item.event
+        kind = event.get("type")
+        if kind == "response.created":
+            self._note_rate(event["response"])
+        elif kind == "response.done":
+            self._end_response(event["response"])
+        self._events.send(event)
+
+    # -- PlaybackListener --------------------------------------------------------------------
+
+    def playback_started(self, tag: str) -> None:
+        self._playing.add(tag)
+        self._events.send(_event("output_audio_buffer.started", tag))
+
+    def playback_finished(self, tag: str) -> None:
+        if tag in self._playing:
+            self._playing.discard(tag)
+            self._events.send(_event("output_audio_buffer.stopped", tag))
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _note_rate(self, response: dict[str, Any]) -> None:
+        output_format = ((response.get("audio") or {}).get("output") or {}).get("format") or {}
+        rate = output_format.get("rate")
+        if isinstance(rate, int) and rate > 0:
+            self._rates[response["id"]] = rate
+
+    def _resampler(self, response_id: str) -> StreamResampler:
+        resampler = self._resamplers.get(response_id)
+        if resampler is None:
+            rate = self._rates.get(response_id)
+            if rate is None:
+                rate = self._outbox.sample_rate if self._outbox is not None else 24_000
+            resampler = StreamResampler(rate, self._track.sample_rate)
+            self._resamplers[response_id] = resampler
+        return resampler
+
+    def _end_response(self, response: dict[str, Any]) -> None:
+        response_id = response["id"]
+        self._rates.pop(response_id, None)
+        resampler = self._resamplers.pop(response_id, None)
+        if response.get("status") == "completed":
+            if resampler is not None:
+                self._track.push(response_id, resampler.flush())
+            self._track.finish(response_id)
+            return
+        self._track.drop(response_id)
+        if response_id in self._playing:
+            self._playing.discard(response_id)
+            self._events.send(_event("output_audio_buffer.cleared", response_id))

@@ -1,0 +1,193 @@
+"""A real browser (Debian's chromium, headless, fake microphone playing espeak-ng speech) holds
+a spoken turn through the call page, over WebRTC and over the WebSocket fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.support.service import ServiceProcess
+from tests.support.speech import silence, synthesize
+from tokenizer.pcm import write_wav
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]  # fmt: skip
+FAKE_MIC_RATE = 48_000
+TURN_TIMEOUT_S = 45.0
+UTTERANCE = "Hello there, how are you doing today?"
+
+
+def active_sessions(metrics_text: str, transport: str) -> float:
+    pattern = rf'^step_realtime_sessions_active\{{transport="{transport}"\}} (\S+)$'
+    match = re.search(pattern, metrics_text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.fixture(scope="module")
+def browser_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    log = tmp_path_factory.mktemp("browser-service") / "serve.log"
+    with ServiceProcess("--webrtc-allow-loopback", log_path=log) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def fake_microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone says: 1 s of silence, the utterance, then a long silence so
+    the VAD sees the end of the turn (the file is played once: '%noloop')."""
+    pcm = np.concatenate(
+        [
+            silence(1.0, FAKE_MIC_RATE),
+            synthesize(UTTERANCE, FAKE_MIC_RATE),
+            silence(40.0, FAKE_MIC_RATE),
+        ]
+    )
+    path = tmp_path_factory.mktemp("fake-microphone") / "speech.wav"
+    write_wav(path, pcm, FAKE_MIC_RATE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Debian's chromium is not at {CHROMIUM} (bash scripts/install.sh --test)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def page(chromium: str, fake_microphone: Path, tmp_path: Path) -> AsyncIterator[Any]:
+    """A page in a fresh headless chromium (own user-data-dir) with the fake microphone."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=chromium,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={fake_microphone}%noloop"],
+            # Playwright mutes headless audio by default; play the reply as a user would hear it.
+            ignore_default_args=["--mute-audio"],
+        )
+        try:
+            tab = context.pages[0] if context.pages else await context.new_page()
+            errors: list[str] = []
+            tab.on("pageerror", lambda error: errors.append(str(error)))
+            yield tab
+            assert errors == [], f"the page threw: {errors}"
+        finally:
+            await context.close()
+
+
+async def wait_for_turn(tab: Any) -> dict[str, Any]:
+    """The page's first finished turn (bounded by TURN_TIMEOUT_S)."""
+    deadline = time.monotonic() + TURN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        turns = await tab.evaluate("window.stepCall.turns")
+        if turns and turns[0]["status"] and turns[0]["userTranscript"] is not None:
+            turn: dict[str, Any] = turns[0]
+            return turn
+        await asyncio.sleep(0.2)
+    state = await tab.evaluate("window.stepCall.state")
+    text = await tab.inner_text("body")
+    raise TimeoutError(f"no finished turn within {TURN_TIMEOUT_S:g} s (state {state}):\n{text}")
+
+
+async def wait_for_sessions(service: ServiceProcess, transport: str, expected: float) -> float:
+    deadline = time.monotonic() + 15.0
+    value = active_sessions(await asyncio.to_thread(service.metrics), transport)
+    while value != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        value = active_sessions(await asyncio.to_thread(service.metrics), transport)
+    return value
+
+
+async def shown_user_transcript(tab: Any) -> str:
+    text: str = await tab.inner_text("#transcript .turn.user .text")
+    return text.strip()
+
+
+async def test_a_browser_call_over_webrtc_shows_the_transcript_and_plays_the_reply(
+    page: Any, browser_service: ServiceProcess
+) -> None:
+    await page.goto(f"{browser_service.http_url}/?transport=webrtc")
+    await page.click("#call-button")
+    turn = await wait_for_turn(page)
+    assert turn["status"] == "completed"
+    assert await page.evaluate("window.stepCall.transport") == "webrtc"
+    assert await wait_for_sessions(browser_service, "webrtc", 1) == 1
+
+    assert turn["userTranscript"], "the echo engine should have heard the fake microphone"
+    assert await shown_user_transcript(page) == turn["userTranscript"]
+    assert turn["replyText"] == f"You said: {turn['userTranscript']}"
+    assert turn["latencyMs"] is not None and turn["latencyMs"] > 0
+    assert "first packet" in await page.inner_text("#transcript .turn.assistant .latency")
+
+    # The reply audio arrived as media: samples keep coming in, and some were not silence.
+    first = (await page.evaluate("window.stepCall.stats()"))["inbound"]
+    await asyncio.sleep(0.5)
+    stats = await page.evaluate("window.stepCall.stats()")
+    assert stats["inbound"]["totalSamplesReceived"] > first["totalSamplesReceived"]
+    assert stats["inbound"]["totalAudioEnergy"] > 0
+    assert stats["replyPeakLevel"] > 0.01
+
+    await page.click("#call-button")  # hang up
+    assert await page.evaluate("window.stepCall.state") == "idle"
+    assert await wait_for_sessions(browser_service, "webrtc", 0) == 0
+
+
+async def test_a_browser_call_over_the_websocket_fallback_does_the_same(
+    page: Any, browser_service: ServiceProcess
+) -> None:
+    await page.goto(f"{browser_service.http_url}/?transport=websocket")
+    await page.click("#call-button")
+    turn = await wait_for_turn(page)
+    assert turn["status"] == "completed"
+    assert await page.evaluate("window.stepCall.transport") == "websocket"
+
+    assert turn["userTranscript"]
+    assert await shown_user_transcript(page) == turn["userTranscript"]
+    assert turn["replyText"] == f"You said: {turn['userTranscript']}"
+    assert turn["latencyMs"] is not None and turn["latencyMs"] > 0
+
+    stats = await page.evaluate("window.stepCall.stats()")
+    assert stats["replySamples"] > 24_000 * 0.5, "at least half a second of reply audio"
+    assert stats["replyPeakLevel"] > 0.01
+    deadline = time.monotonic() + 5.0
+    while stats["playedPeakLevel"] <= 0.01 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        stats = await page.evaluate("window.stepCall.stats()")
+    assert stats["playedPeakLevel"] > 0.01, "the AudioWorklet player should have played it"
+
+    await page.close()  # a closed tab ends the session
+    assert await wait_for_sessions(browser_service, "websocket", 0) == 0
+
+
+async def test_the_page_falls_back_to_the_websocket_when_webrtc_fails(
+    page: Any, browser_service: ServiceProcess
+) -> None:
+    async def refuse(route: Any) -> None:
+        await route.fulfill(status=503, body="WebRTC is down")
+
+    await page.route("**/v1/realtime/calls", refuse)
+    await page.goto(browser_service.http_url)
+    await page.click("#call-button")
+    deadline = time.monotonic() + 15.0
+    while await page.evaluate("window.stepCall.state") != "listening":
+        assert time.monotonic() < deadline, await page.inner_text("body")
+        await asyncio.sleep(0.1)
+    assert await page.evaluate("window.stepCall.transport") == "websocket"
+    assert "WebSocket fallback" in await page.inner_text("#notice")
+    assert await page.inner_text("#via") == "via WebSocket"
+    await page.click("#call-button")
