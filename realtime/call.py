@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from realtime.client.client import (
-    RealtimeClient,
+from realtime.client.client import RealtimeClient
+from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
     RealtimeServerError,

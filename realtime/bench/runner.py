@@ -18,12 +18,12 @@ from realtime.bench.metrics import (
 from realtime.bench.results import LevelResult
 from realtime.bench.scenarios import SpokenTurn, TurnSettings, barge_in_turn, plain_turn
 from realtime.bench.transports import ServiceEndpoints, Transport
-from realtime.client.client import (
+from realtime.client.connection import RealtimeConnection
+from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
     RealtimeServerError,
 )
-from realtime.client.connection import RealtimeConnection
 from realtime.session.timings import STAGES
 
 

@@ -1,13 +1,13 @@
-"""Python SDK: an async client for the service's OpenAI-Realtime-compatible WebSocket API."""
+"""Python SDK: async clients for the service's OpenAI Realtime API (WebSocket and WebRTC)."""
 
-from realtime.client.client import (
-    RealtimeClient,
+from realtime.client.client import RealtimeClient
+from realtime.client.connection import RealtimeConnection
+from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
     RealtimeError,
     RealtimeServerError,
 )
-from realtime.client.connection import RealtimeConnection
 from realtime.client.events import (
     ConversationItemAdded,
     ConversationItemDone,
@@ -43,6 +43,7 @@ from realtime.client.turn import (
     speak_turn,
     voiced_end,
 )
+from realtime.client.webrtc import RealtimeWebRtcClient
 
 __all__ = [
     "ConversationItemAdded",
@@ -64,6 +65,7 @@ __all__ = [
     "RealtimeConnectionError",
     "RealtimeError",
     "RealtimeServerError",
+    "RealtimeWebRtcClient",
     "ReasoningDelta",
     "ReasoningDone",
     "ResponseCreated",

@@ -8,8 +8,7 @@ import json
 import logging
 import secrets
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Generator
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +17,11 @@ import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from realtime.client.errors import (
+    RealtimeConnectionClosed,
+    RealtimeConnectionError,
+    RealtimeServerError,
+)
 from realtime.client.events import (
     ErrorEvent,
     ServerEvent,
@@ -26,37 +30,15 @@ from realtime.client.events import (
     parse_server_event,
     session_audio_rate,
 )
+from realtime.client.inbox import EventInbox, EventMatch
 from tokenizer.pcm import pcm16_to_base64
 from tokenizer.resample import resample
 
 log = logging.getLogger(__name__)
 
-EventMatch = str | tuple[str, ...] | Callable[[ServerEvent], bool]
-
 # Reply audio arrives as base64 JSON: allow events well above websockets' 1 MiB default.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
-RECENT_EVENT_TYPES = 12
 _CLOSE_TIMEOUT_S = 2.0
-
-
-class RealtimeError(Exception):
-    """Base class of the SDK's errors."""
-
-
-class RealtimeConnectionError(RealtimeError):
-    """The server could not be reached, or did not open a Realtime session."""
-
-
-class RealtimeConnectionClosed(RealtimeError):
-    """The connection ended while the client was using it."""
-
-
-class RealtimeServerError(RealtimeError):
-    """The server answered with an ``error`` event."""
-
-    def __init__(self, event: ErrorEvent, context: str = "server error") -> None:
-        super().__init__(f"{context}: {event.error.describe()}")
-        self.event = event
 
 
 def _event_id() -> str:
@@ -70,22 +52,6 @@ def _connect_failure(exc: BaseException, open_timeout: float) -> str:
         return "connection refused"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _describe_match(match: EventMatch) -> str:
-    if isinstance(match, str):
-        return match
-    if isinstance(match, tuple):
-        return " or ".join(match)
-    return getattr(match, "__name__", "a matching event")
-
-
-def _matcher(match: EventMatch) -> Callable[[ServerEvent], bool]:
-    if isinstance(match, str):
-        return lambda event: event.type == match
-    if isinstance(match, tuple):
-        return lambda event: event.type in match
-    return match
 
 
 def _require_pcm16(pcm: npt.ArrayLike) -> npt.NDArray[np.int16]:
@@ -109,8 +75,7 @@ class RealtimeClient:
     def __init__(self, connection: ClientConnection, url: str) -> None:
         self._connection = connection
         self.url = url
-        self._queue: asyncio.Queue[ServerEvent | None] = asyncio.Queue()
-        self._recent: deque[str] = deque(maxlen=RECENT_EVENT_TYPES)
+        self._inbox = EventInbox(self._closed_error)
         self._session: dict[str, Any] = {}
         self._closed_reason: str | None = None
         self._reader = asyncio.create_task(self._read(), name=f"realtime-reader {url}")
@@ -206,12 +171,10 @@ class RealtimeClient:
     @property
     def recent_event_types(self) -> list[str]:
         """Types of the last events received, oldest first."""
-        return list(self._recent)
+        return self._inbox.recent_types
 
     def describe_recent(self) -> str:
-        if not self._recent:
-            return "no events received"
-        return "last events received: " + ", ".join(self._recent)
+        return self._inbox.describe_recent()
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -226,8 +189,7 @@ class RealtimeClient:
                     continue
                 if isinstance(event, SessionCreated | SessionUpdated):
                     self._session = event.session
-                self._recent.append(event.type)
-                self._queue.put_nowait(event)
+                self._inbox.put(event)
         except ConnectionClosed:
             pass  # described below from the close frame
         except Exception:
@@ -237,7 +199,7 @@ class RealtimeClient:
             code = self._connection.close_code
             reason = self._connection.close_reason
             self._closed_reason = f"code {code}" + (f", {reason}" if reason else "")
-            self._queue.put_nowait(None)
+            self._inbox.end()
 
     def _closed_error(self, doing: str) -> RealtimeConnectionClosed:
         reason = self._closed_reason or "closing"
@@ -248,17 +210,7 @@ class RealtimeClient:
     async def next_event(self, timeout: float | None = None) -> ServerEvent:  # noqa: ASYNC109
         """The next server event. Raises ``TimeoutError`` after ``timeout`` seconds, and
         ``RealtimeConnectionClosed`` once the connection has ended and the queue is empty."""
-        try:
-            async with asyncio.timeout(timeout):
-                event = await self._queue.get()
-        except TimeoutError:
-            raise TimeoutError(
-                f"no server event within {timeout:g} s; {self.describe_recent()}"
-            ) from None
-        if event is None:
-            self._queue.put_nowait(None)  # every later reader sees the end too
-            raise self._closed_error("while waiting for an event")
-        return event
+        return await self._inbox.next_event(timeout)
 
     async def wait_for(self, match: EventMatch, timeout: float) -> ServerEvent:  # noqa: ASYNC109
         """Consume events until one matches (an event type, a tuple of types, or a
@@ -266,32 +218,11 @@ class RealtimeClient:
 
         Raises ``TimeoutError`` naming what was awaited and the last event types received.
         """
-        matches = _matcher(match)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                event = await self.next_event(remaining)
-            except TimeoutError:
-                raise TimeoutError(
-                    f"timed out after {timeout:g} s waiting for {_describe_match(match)}; "
-                    f"{self.describe_recent()}"
-                ) from None
-            except RealtimeConnectionClosed:
-                raise self._closed_error(f"while waiting for {_describe_match(match)}") from None
-            if matches(event):
-                return event
+        return await self._inbox.wait_for(match, timeout)
 
-    async def events(self) -> AsyncIterator[ServerEvent]:
+    def events(self) -> AsyncIterator[ServerEvent]:
         """Iterate over server events until the connection ends."""
-        while True:
-            try:
-                yield await self.next_event()
-            except RealtimeConnectionClosed:
-                return
+        return self._inbox.events()
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from realtime.client.client import RealtimeServerError
 from realtime.client.connection import RealtimeConnection
+from realtime.client.errors import RealtimeServerError
 from realtime.client.events import (
     ErrorEvent,
     InputTranscriptionCompleted,

@@ -17,8 +17,7 @@ import json
 import logging
 import secrets
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +28,7 @@ import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.client.client import (
+from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
     RealtimeServerError,
@@ -42,6 +41,7 @@ from realtime.client.events import (
     parse_server_event,
     session_audio_rate,
 )
+from realtime.client.inbox import EventInbox, EventMatch
 from realtime.client.webrtc_audio import ReplyAudioDemux
 from realtime.transports.webrtc.loopback import gather_with_loopback
 from realtime.transports.webrtc.media import PacedAudioTrack, mono_pcm
@@ -51,7 +51,6 @@ from tokenizer.resample import resample
 log = logging.getLogger(__name__)
 
 CALLS_PATH = "/v1/realtime/calls"
-RECENT_EVENT_TYPES = 12
 
 
 def _event_id() -> str:
@@ -68,8 +67,7 @@ class RealtimeWebRtcClient:
         self.url = base_url
         self.call_id: str | None = None
         self._microphone = microphone
-        self._queue: asyncio.Queue[ServerEvent | None] = asyncio.Queue()
-        self._recent: deque[str] = deque(maxlen=RECENT_EVENT_TYPES)
+        self._inbox = EventInbox(self._closed_error)
         self._session: dict[str, Any] = {}
         self._channel: RTCDataChannel | None = None
         self._demux = ReplyAudioDemux(self._enqueue)
@@ -103,7 +101,7 @@ class RealtimeWebRtcClient:
         try:
             async with asyncio.timeout(open_timeout):
                 await client._negotiate(allow_loopback)
-                await client.wait_for_type("session.created")
+                await client.wait_for("session.created", None)
                 if session:
                     await client.update_session(session, timeout=open_timeout)
         except TimeoutError as exc:
@@ -169,7 +167,7 @@ class RealtimeWebRtcClient:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._pc.close()
-        self._queue.put_nowait(None)
+        self._inbox.end()
 
     async def __aenter__(self) -> RealtimeWebRtcClient:
         return self
@@ -207,33 +205,26 @@ class RealtimeWebRtcClient:
         return self._closed
 
     def describe_recent(self) -> str:
-        if not self._recent:
-            return "no events received"
-        return "last events received: " + ", ".join(self._recent)
+        return self._inbox.describe_recent()
 
     # -- events ----------------------------------------------------------------------------
 
+    def _closed_error(self, doing: str) -> RealtimeConnectionClosed:
+        return RealtimeConnectionClosed(
+            f"the WebRTC call ended ({self.connection_state}) {doing}; {self.describe_recent()}"
+        )
+
     async def next_event(self, timeout: float | None = None) -> ServerEvent:  # noqa: ASYNC109
         """The next server event (reply audio included as audio delta events)."""
-        try:
-            async with asyncio.timeout(timeout):
-                event = await self._queue.get()
-        except TimeoutError:
-            raise TimeoutError(
-                f"no server event within {timeout:g} s; {self.describe_recent()}"
-            ) from None
-        if event is None:
-            self._queue.put_nowait(None)
-            raise RealtimeConnectionClosed(f"the WebRTC call ended ({self.connection_state})")
-        return event
+        return await self._inbox.next_event(timeout)
 
-    async def wait_for_type(self, event_type: str, timeout: float | None = None) -> ServerEvent:  # noqa: ASYNC109
-        """Consume events until one of ``event_type``; the ones before it are discarded."""
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self.next_event()
-                if event.type == event_type:
-                    return event
+    async def wait_for(self, match: EventMatch, timeout: float | None) -> ServerEvent:  # noqa: ASYNC109
+        """Consume events until one matches; the ones before it are discarded."""
+        return await self._inbox.wait_for(match, timeout)
+
+    def events(self) -> AsyncIterator[ServerEvent]:
+        """Iterate over server events until the call ends."""
+        return self._inbox.events()
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send one client event on the data channel."""
@@ -272,12 +263,10 @@ class RealtimeWebRtcClient:
         self._demux.on_event(event)
 
     def _enqueue(self, event: ServerEvent) -> None:
-        self._recent.append(event.type)
-        self._queue.put_nowait(event)
+        self._inbox.put(event)
 
     def _on_closed(self) -> None:
-        if not self._closed:
-            self._queue.put_nowait(None)
+        self._inbox.end()
 
     def _on_connection_state(self) -> None:
         if self._pc.connectionState in ("failed", "closed"):

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from realtime.client.client import RealtimeConnectionError
+from realtime.client.errors import RealtimeConnectionError
 from realtime.client.webrtc import RealtimeWebRtcClient
 from tests.support.service import ServiceProcess
 
