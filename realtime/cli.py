@@ -7,14 +7,23 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from realtime import __version__
+
+if TYPE_CHECKING:
+    from realtime.transports.webrtc.options import IceServer
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.engines.echo import DEFAULT_REPLY
     from realtime.engines.factory import ENGINE_NAMES
+    from realtime.engines.sim import SimParams
+    from realtime.engines.vllm.cli_args import add_vllm_arguments
+    from realtime.speaking.factory import POLICY_NAMES
+    from tts.cosyvoice_cli import add_cosyvoice_arguments
     from tts.factory import TTS_NAMES
+    from tts.simulated import DEFAULT_FIRST_CHUNK_MS
 
     net = parser.add_argument_group("network")
     net.add_argument(
@@ -29,6 +38,18 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )  # fmt: skip
 
+    webrtc = parser.add_argument_group("WebRTC")
+    webrtc.add_argument(
+        "--ice-server", action="append", default=[], type=_ice_server, metavar="URL",
+        help="STUN or TURN server for WebRTC calls, also given to the call page; repeatable. "
+        "'stun:HOST[:PORT]' or 'turn:HOST[:PORT][?transport=udp|tcp],username=U,credential=C'. "
+        "None by default (no STUN server is asked)",
+    )  # fmt: skip
+    webrtc.add_argument(
+        "--webrtc-allow-loopback", action="store_true",
+        help="offer 127.0.0.1 ICE candidates too (needed when loopback is the only interface)",
+    )  # fmt: skip
+
     engine = parser.add_argument_group("engine")
     engine.add_argument(
         "--engine", choices=ENGINE_NAMES, default="echo",
@@ -41,15 +62,89 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)r)",
     )  # fmt: skip
     engine.add_argument("--instructions", default="", help="default system instructions")
+    add_vllm_arguments(parser)
+
+    sim = parser.add_argument_group(
+        "sim engine (--engine sim): a timing simulator; every figure it produces is SIMULATED",
+        "Defaults: Step-Audio-R1 (Qwen2.5-32B decoder) on vLLM, TP=4, H100-class GPUs; "
+        "sources in realtime/engines/sim.py.",
+    )
+    sim_defaults = SimParams()
+    sim.add_argument(
+        "--sim-prefill-tps", type=float, default=sim_defaults.prefill_tokens_per_s,
+        help="prefill throughput, prompt tokens per second (default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-ttft-ms", type=float, default=sim_defaults.ttft_ms,
+        help="time to first token with nothing left to prefill (default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-itl-ms", type=float, default=sim_defaults.itl_ms,
+        help="inter-token latency of a lone stream (default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-batch-slowdown", type=float, default=sim_defaults.batch_slowdown,
+        help="extra inter-token latency per other stream decoding at once, as a fraction "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-reasoning-tokens", type=int, default=sim_defaults.reasoning_tokens,
+        help="mean reasoning length in tokens (default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-answer-tokens", type=int, default=sim_defaults.answer_tokens,
+        help="mean reply length in tokens (default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-length-jitter", type=float, default=sim_defaults.length_jitter,
+        help="lengths vary uniformly within this fraction of the mean (default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-seed", type=int, default=sim_defaults.seed,
+        help="seed of the simulated words (default: %(default)s)",
+    )  # fmt: skip
+
+    speaking = parser.add_argument_group(
+        "speaking policy", "When reply speech starts while the model is still reasoning."
+    )
+    speaking.add_argument(
+        "--policy", choices=POLICY_NAMES, default="after-think",
+        help="default speaking policy (a session may choose another with session.speaking): "
+        "'after-think' speaks once reasoning is over; 'mps' (Mind-Paced Speaking) speaks "
+        "after each formulation segment while reasoning goes on; 'speak-first' as 'mps' "
+        "but starts speaking at once (default: %(default)s)",
+    )  # fmt: skip
+    speaking.add_argument(
+        "--formulation-tokens", type=int, default=80,
+        help="mps: reasoning tokens per formulation segment, Tc (default: %(default)s)",
+    )  # fmt: skip
+    speaking.add_argument(
+        "--first-formulation-tokens", type=int, default=None,
+        help="mps: reasoning tokens before the first articulation (default: Tc)",
+    )  # fmt: skip
+    speaking.add_argument(
+        "--articulation-tokens", type=int, default=20,
+        help="mps: reply tokens per articulation request, Tr (default: %(default)s)",
+    )  # fmt: skip
 
     speech = parser.add_argument_group("speech")
-    speech.add_argument("--tts", choices=TTS_NAMES, default="espeak", help="TTS backend")
+    speech.add_argument(
+        "--tts", choices=TTS_NAMES, default="espeak",
+        help="TTS backend; 'simulated' is espeak-ng with each reply's first audio delayed to "
+        "--tts-first-chunk-ms, as a production streaming TTS would deliver it",
+    )  # fmt: skip
+    speech.add_argument(
+        "--tts-first-chunk-ms", type=float, default=DEFAULT_FIRST_CHUNK_MS,
+        help="--tts simulated: SIMULATED latency of a reply's first audio chunk "
+        "(default: %(default)s)",
+    )  # fmt: skip
     speech.add_argument(
         "--espeak-voice", default="en-us", help="espeak-ng voice (default: %(default)s)"
     )
     speech.add_argument(
         "--espeak-wpm", type=int, default=175, help="espeak-ng speed, words per minute"
     )
+    add_cosyvoice_arguments(parser)
 
     turns = parser.add_argument_group("turns and pacing")
     turns.add_argument(
@@ -73,21 +168,72 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _ice_server(text: str) -> IceServer:
+    from realtime.transports.webrtc.options import IceServer, IceServerError
+
+    try:
+        return IceServer.parse(text)
+    except IceServerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from realtime.engines.factory import EngineOptions
+    from realtime.engines.sim import SimParams
+    from realtime.engines.vllm.cli_args import vllm_options_from
     from realtime.protocol.session_config import SessionConfig
     from realtime.server.app import create_app
     from realtime.server.resources import ServiceOptions
     from realtime.session.services import SessionSettings
+    from realtime.speaking.base import SpeakingParams
+    from realtime.speaking.factory import policy_names_for
+    from realtime.transports.webrtc.options import WebRtcOptions
+    from tts.cosyvoice_cli import cosyvoice_options_from
     from tts.factory import TtsOptions
 
+    if args.policy not in policy_names_for(args.engine):
+        print(
+            f"step-realtime serve: error: the {args.engine} engine offers the speaking policies "
+            f"{', '.join(policy_names_for(args.engine))}, not {args.policy}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        SpeakingParams(
+            formulation_tokens=args.formulation_tokens,
+            articulation_tokens=args.articulation_tokens,
+            max_buffered_audio_ms=args.max_buffered_ms,
+            first_formulation_tokens=args.first_formulation_tokens,
+        )
+        sim = SimParams(
+            prefill_tokens_per_s=args.sim_prefill_tps,
+            ttft_ms=args.sim_ttft_ms,
+            itl_ms=args.sim_itl_ms,
+            batch_slowdown=args.sim_batch_slowdown,
+            reasoning_tokens=args.sim_reasoning_tokens,
+            answer_tokens=args.sim_answer_tokens,
+            length_jitter=args.sim_length_jitter,
+            seed=args.sim_seed,
+        )
+        vllm = vllm_options_from(args) if args.engine == "vllm" else None
+    except ValueError as exc:
+        print(f"step-realtime serve: error: {exc}", file=sys.stderr)
+        return 2
+    cosyvoice = cosyvoice_options_from(args)
+    if args.tts == "cosyvoice" and (problem := cosyvoice.problem()) is not None:
+        print(f"step-realtime serve: error: {problem}", file=sys.stderr)
+        return 2
     max_event_bytes = int(args.max_event_mb * 1024 * 1024)
     options = ServiceOptions(
-        engine=EngineOptions(name=args.engine, echo_reply=args.echo_reply),
+        engine=EngineOptions(name=args.engine, echo_reply=args.echo_reply, sim=sim, vllm=vllm),
         tts=TtsOptions(
-            name=args.tts, espeak_voice=args.espeak_voice, espeak_words_per_minute=args.espeak_wpm
+            name=args.tts,
+            espeak_voice=args.espeak_voice,
+            espeak_words_per_minute=args.espeak_wpm,
+            first_chunk_ms=args.tts_first_chunk_ms,
+            cosyvoice=cosyvoice,
         ),
         session=SessionSettings(
             default_config=SessionConfig(instructions=args.instructions),
@@ -96,11 +242,20 @@ def _serve(args: argparse.Namespace) -> int:
             max_buffered_reply_ms=args.max_buffered_ms,
             incremental_prefill=not args.no_incremental_prefill,
             prefill_chunk_s=args.prefill_chunk_seconds,
+            default_policy=args.policy,
+            formulation_tokens=args.formulation_tokens,
+            first_formulation_tokens=args.first_formulation_tokens,
+            articulation_tokens=args.articulation_tokens,
+        ),
+        webrtc=WebRtcOptions(
+            ice_servers=tuple(args.ice_server), allow_loopback=args.webrtc_allow_loopback
         ),
     )
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO: each engine request and each health check.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     uvicorn.run(
         create_app(options),
         host=args.host,
@@ -128,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the service",
-        description="Run the service: GET /healthz, GET /metrics, WebSocket /v1/realtime.",
+        description="Run the service: the call page at /, GET /healthz, GET /metrics, "
+        "WebSocket /v1/realtime, WebRTC POST /v1/realtime/calls.",
     )
     _add_serve_arguments(serve)
     call = commands.add_parser(
@@ -138,6 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
         "reply, and print the transcript, the reply and the first-packet latency.",
     )
     add_call_arguments(call)
+    from realtime.bench import add_bench_arguments
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure a running service's latency under load",
+        description="Hold spoken turns with a running service from N concurrent sessions "
+        "and report first-packet latency, time to full reply, barge-in stop time and the "
+        "server's stage timings as percentiles; 'bench compare a.json b.json' compares runs.",
+    )
+    add_bench_arguments(bench)
     return parser
 
 
@@ -149,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from realtime.call import main_call
 
         return asyncio.run(main_call(args))
+    if args.command == "bench":
+        from realtime.bench import main_bench
+
+        return main_bench(args)
     return 2
 
 

