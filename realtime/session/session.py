@@ -347,21 +347,30 @@ class Session:
     # -- conversation ------------------------------------------------------------------
 
     def _commit_buffer(self, event_id: str | None) -> None:
-        audio = self._buffer.slice(self._buffer.start, self._buffer.end)
-        if len(audio) < _MIN_COMMIT_MS * _SAMPLES_PER_MS:
+        """``input_audio_buffer.commit``: the buffered audio becomes a user item. During a
+        turn the VAD is following, the turn's chunks are kept as they are, so the engine's
+        listen-while-thinking prefills still match the final request."""
+        turn = self._turn
+        held = self._buffer.end - (turn.start_sample if turn else self._buffer.start)
+        if held < _MIN_COMMIT_MS * _SAMPLES_PER_MS:
             raise ProtocolError(
                 "input_audio_buffer_commit_empty",
                 f"buffer too small: expected at least {_MIN_COMMIT_MS} ms of audio, "
-                f"but it holds {len(audio) / _SAMPLES_PER_MS:.0f} ms",
+                f"but it holds {held / _SAMPLES_PER_MS:.0f} ms",
                 None,
                 event_id,
             )
-        item_id = self._turn.item.id if self._turn is not None else ev.new_id("item")
+        if turn is not None:
+            item = turn.finish(self._buffer, self._buffer.end)
+            self._turn = None
+        else:
+            audio = self._buffer.slice(self._buffer.start, self._buffer.end)
+            item = audio_item_from_pcm(ev.new_id("item"), audio, MAX_ENGINE_CHUNK_S)
         self._abandon_turn()
         self._skip_vad_until(self._buffer.end)
         self._buffer.clear()
         self._services.metrics.turns_total.labels(source="commit").inc()
-        self._commit_item(audio_item_from_pcm(item_id, audio, MAX_ENGINE_CHUNK_S))
+        self._commit_item(item)
 
     def _previous_item_id(self) -> str | None:
         return self.items[-1].id if self.items else None
