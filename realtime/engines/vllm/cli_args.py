@@ -63,6 +63,11 @@ def add_vllm_arguments(parser: argparse.ArgumentParser) -> None:
         help="sampling seed sent with every request (default: none)",
     )  # fmt: skip
     group.add_argument(
+        "--max-prompt-tokens", type=int, default=defaults.max_prompt_tokens,
+        help="estimated prompt size above which a session's oldest turns are dropped; keep it "
+        "below vLLM's --max-model-len minus the reply's tokens (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
         "--engine-extra-body", type=_json_object, default={}, metavar="JSON",
         help='more request fields for every generation request, e.g. \'{"top_p": 0.9}\'',
     )  # fmt: skip
@@ -78,5 +83,6 @@ def vllm_options_from(args: argparse.Namespace) -> VllmOptions:
         health_interval_s=args.health_interval_s,
         temperature=args.temperature,
         seed=args.engine_seed,
+        max_prompt_tokens=args.max_prompt_tokens,
         extra_body=args.engine_extra_body,
     )

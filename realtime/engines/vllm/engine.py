@@ -36,6 +36,7 @@ from realtime.engines.vllm.client import (
     post_prefill,
     stream_chunks,
 )
+from realtime.engines.vllm.history import HistoryWindow
 from realtime.engines.vllm.options import VllmOptions
 from realtime.engines.vllm.prompt import AudioPartCache, chat_body, encode_body
 from realtime.engines.vllm.replicas import NoHealthyReplica, Replica, ReplicaSet
@@ -104,6 +105,7 @@ class VllmSession:
         self._engine = engine
         self._options = engine.options
         self._audio = AudioPartCache()
+        self._history = HistoryWindow(engine.options.max_prompt_tokens)
         self._pinned: Replica | None = None
         self._pin_lock = asyncio.Lock()
         self._closed = False
@@ -241,8 +243,9 @@ class VllmSession:
 
     def _encode(self, request: EngineRequest, prefill: bool) -> bytes:
         """The request body as JSON bytes (WAV and base64 work: runs in a worker thread)."""
-        self._audio.retain(request.conversation)
-        return encode_body(chat_body(request, self._options, self._audio, prefill=prefill))
+        fitted = dataclasses.replace(request, conversation=self._history.fit(request.conversation))
+        self._audio.retain(fitted.conversation)
+        return encode_body(chat_body(fitted, self._options, self._audio, prefill=prefill))
 
     # -- replica pinning ---------------------------------------------------------------
 

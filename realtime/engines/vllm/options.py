@@ -29,6 +29,8 @@ class VllmOptions:
     ``urls`` are OpenAI API roots (``http://HOST:PORT/v1``); their health endpoint is
     ``GET /health`` at the server root. ``timeout_s`` bounds the wait for a stream's first
     token and any later gap between two chunks; ``connect_timeout_s`` opening a connection.
+    ``max_prompt_tokens`` bounds the estimated prompt: older turns are dropped to stay under
+    it (12288 leaves 4096 tokens to generate with ``--max-model-len 16384``; None keeps all).
     ``extra_body`` holds more sampling parameters for every generation request (not for
     prefills), e.g. ``{"top_p": 0.9, "repetition_penalty": 1.05}``.
     """
@@ -43,6 +45,7 @@ class VllmOptions:
     temperature: float | None = DEFAULT_TEMPERATURE
     seed: int | None = None
     max_audio_item_s: float = MAX_ENGINE_CHUNK_S
+    max_prompt_tokens: int | None = 12_288
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -59,5 +62,7 @@ class VllmOptions:
             raise ValueError("health_interval_s must be > 0")
         if not 0 < self.max_audio_item_s <= ENGINE_ITEM_LIMIT_S:
             raise ValueError(f"max_audio_item_s must be in (0, {ENGINE_ITEM_LIMIT_S}]")
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 256:
+            raise ValueError("max_prompt_tokens must be at least 256")
         if reserved := sorted(RESERVED_BODY_FIELDS & set(self.extra_body)):
             raise ValueError(f"extra_body may not set {', '.join(reserved)}: the engine sets them")
