@@ -1,0 +1,191 @@
+"""A session's conversation items, and the events that tell the client how they change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from realtime.conversation import (
+    AssistantItem,
+    Conversation,
+    ConversationItem,
+    SystemTextItem,
+    UserAudioItem,
+    UserTextItem,
+)
+from realtime.engines.base import EngineRequest, InputTranscription
+from realtime.protocol import client_events as ce
+from realtime.protocol import server_events as ev
+from realtime.protocol.errors import ProtocolError
+from realtime.session.listening import audio_item_from_pcm
+from realtime.session.outbox import Outbox
+from tokenizer import ENGINE_SAMPLE_RATE
+from tokenizer.chunking import MAX_ENGINE_CHUNK_S
+from tokenizer.pcm import AudioFormatError, pcm16_from_base64
+from tokenizer.resample import StreamResampler
+
+_ALLOWED_CONTENT = {
+    "user": {"input_text", "input_audio"},
+    "system": {"input_text", "text"},
+    "assistant": {"output_text", "text", "output_audio"},
+}
+
+
+class ConversationLog:
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self.items: list[ConversationItem] = []
+
+    # -- reading -------------------------------------------------------------------------
+
+    def previous_item_id(self) -> str | None:
+        return self.items[-1].id if self.items else None
+
+    def item_before(self, item_id: str) -> str | None:
+        for index, item in enumerate(self.items):
+            if item.id == item_id:
+                return self.items[index - 1].id if index else None
+        return None
+
+    def engine_request(
+        self,
+        instructions: str,
+        *,
+        extra: ConversationItem | None = None,
+        max_tokens: int | None = None,
+        reasoning_budget: int | None = None,
+    ) -> EngineRequest:
+        """A request for the conversation so far (a reply still being produced left out),
+        plus ``extra`` (the turn in progress, for a prefill)."""
+        history = tuple(
+            item
+            for item in self.items
+            if not (isinstance(item, AssistantItem) and item.status == "in_progress")
+        )
+        if extra is not None:
+            history = (*history, extra)
+        return EngineRequest(
+            conversation=Conversation(instructions=instructions, items=history),
+            max_tokens=max_tokens,
+            reasoning_budget=reasoning_budget,
+        )
+
+    # -- changes -------------------------------------------------------------------------
+
+    def commit_user_audio(self, item: UserAudioItem) -> None:
+        previous = self.previous_item_id()
+        self.items.append(item)
+        wire = ev.message_item(item.id, "user", [{"type": "input_audio", "transcript": None}])
+        self._outbox.send_now(ev.committed(item.id, previous))
+        self._outbox.send_now(ev.item_added(wire, previous))
+        self._outbox.send_now(ev.item_done(wire, previous))
+
+    def append_reply(self, item: AssistantItem) -> str | None:
+        """Add the item a response is producing; returns the id of the item before it."""
+        previous = self.previous_item_id()
+        self.items.append(item)
+        return previous
+
+    def create(self, event: ce.ConversationItemCreate, input_rate: int) -> None:
+        """``conversation.item.create``: a user, system or assistant message from the client."""
+        spec = event.item
+        item_id = spec.id or ev.new_id("item")
+        if any(existing.id == item_id for existing in self.items):
+            raise ProtocolError(
+                "item_already_exists", f"an item with id {item_id} exists", "item.id",
+                event.event_id,
+            )  # fmt: skip
+        item = _item_from_spec(spec, item_id, input_rate, event.event_id)
+        previous = self.previous_item_id()
+        if event.previous_item_id is not None and event.previous_item_id != previous:
+            raise ProtocolError(
+                "invalid_value",
+                "previous_item_id must be the id of the last item (inserting is not supported)",
+                "previous_item_id",
+                event.event_id,
+            )
+        self.items.append(item)
+        wire: dict[str, Any] = spec.model_dump(mode="json", exclude_none=True) | {
+            "id": item_id,
+            "object": "realtime.item",
+            "status": "completed",
+        }
+        for part in wire["content"]:
+            part.pop("audio", None)
+        self._outbox.send_now(ev.item_added(wire, previous))
+        self._outbox.send_now(ev.item_done(wire, previous))
+
+    def delete(self, item_id: str, event_id: str | None, *, protected_id: str | None) -> None:
+        if item_id == protected_id:
+            raise ProtocolError(
+                "invalid_value", "cannot delete the item of the active response", "item_id",
+                event_id,
+            )  # fmt: skip
+        for index, item in enumerate(self.items):
+            if item.id == item_id:
+                del self.items[index]
+                self._outbox.send_now(ev.item_deleted(item_id))
+                return
+        raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id", event_id)
+
+    def assistant_item(self, item_id: str, event_id: str | None) -> AssistantItem:
+        item = next((i for i in self.items if i.id == item_id), None)
+        if not isinstance(item, AssistantItem):
+            raise ProtocolError(
+                "item_not_found", f"no assistant item with id {item_id}", "item_id", event_id
+            )
+        return item
+
+    def truncate(self, event: ce.ConversationItemTruncate, sent_audio_ms: float) -> None:
+        """``conversation.item.truncate``: the client heard ``audio_end_ms`` of a reply whose
+        ``sent_audio_ms`` were sent; keep the matching share of its words."""
+        item = self.assistant_item(event.item_id, event.event_id)
+        if sent_audio_ms > 0 and event.audio_end_ms < sent_audio_ms:
+            words = item.text.split()
+            item.text = " ".join(words[: int(len(words) * event.audio_end_ms / sent_audio_ms)])
+            item.status = "incomplete"
+        self._outbox.send_now(ev.item_truncated(item.id, event.content_index, event.audio_end_ms))
+
+    def add_transcription(self, transcription: InputTranscription) -> None:
+        for item in self.items:
+            if item.id == transcription.item_id and isinstance(item, UserAudioItem):
+                item.transcript = transcription.text
+                self._outbox.send_now(
+                    ev.transcription_completed(item.id, transcription.text, item.duration_s)
+                )
+                return
+
+
+def _item_from_spec(
+    spec: ce.MessageItem, item_id: str, input_rate: int, event_id: str | None
+) -> ConversationItem:
+    for index, part in enumerate(spec.content):
+        if part.type not in _ALLOWED_CONTENT[spec.role]:
+            raise ProtocolError(
+                "invalid_value",
+                f"a {spec.role} message cannot hold '{part.type}' content",
+                f"item.content[{index}].type",
+                event_id,
+            )
+    texts = [p.text for p in spec.content if p.text is not None]
+    audios = [p.audio for p in spec.content if p.audio is not None]
+    if spec.role == "system":
+        return SystemTextItem(item_id, "".join(texts))
+    if spec.role == "assistant":
+        transcripts = [p.transcript for p in spec.content if p.transcript]
+        return AssistantItem(item_id, "".join(texts + transcripts), status="completed")
+    if audios:
+        try:
+            pcm = np.concatenate([pcm16_from_base64(a) for a in audios])
+        except AudioFormatError as exc:
+            raise ProtocolError("invalid_audio", str(exc), "item.content", event_id) from None
+        resampler = StreamResampler(input_rate, ENGINE_SAMPLE_RATE)
+        pcm16k = np.concatenate([resampler.process(pcm), resampler.flush()])
+        return audio_item_from_pcm(item_id, pcm16k, MAX_ENGINE_CHUNK_S)
+    if not texts:
+        raise ProtocolError(
+            "missing_required_parameter", "a user message needs text or audio",
+            "item.content", event_id,
+        )  # fmt: skip
+    return UserTextItem(item_id, "".join(texts))
