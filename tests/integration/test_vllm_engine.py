@@ -83,7 +83,7 @@ def standin() -> StandinModelInfo:
     return build_standin_model_with(python, CACHE_DIR / "models")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_server(
     standin: StandinModelInfo, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VllmServer]:
