@@ -35,6 +35,7 @@ from realtime.turns.turn_detector import (
     TurnDetectionParams,
     TurnDetector,
 )
+from realtime.turns.vad import levels_db
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.chunking import MAX_ENGINE_CHUNK_S
 from tokenizer.pcm import AudioFormatError, pcm16_from_base64
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _MIN_COMMIT_MS = 100
 _SAMPLES_PER_MS = ENGINE_SAMPLE_RATE // 1000
+_LEVEL_PART_SAMPLES = 128  # 8 ms, as the VAD's per-chunk levels
 
 
 class Session:
@@ -246,9 +248,23 @@ class Session:
                         self._on_speech_stopped(turn_event)
                 if self._turn is not None and self._turn.feed(self._buffer, result.end_sample):
                     self._schedule_prefill()
+            if self._turn is not None and self._vad_queue.empty():
+                self._check_quiet_tail()
             if self._turn is None:
                 keep = self._turn_params().prefix_padding_ms * _SAMPLES_PER_MS
                 self._buffer.drop_before(self._vad_done_until - keep)
+
+    def _check_quiet_tail(self) -> None:
+        """Let the silence window end inside the VAD chunk still being received."""
+        tail_start = max(self._vad_done_until, self._buffer.start)
+        parts = len(self._buffer.slice(tail_start, self._buffer.end)) // _LEVEL_PART_SAMPLES
+        if not parts:
+            return
+        tail_end = tail_start + parts * _LEVEL_PART_SAMPLES
+        levels = levels_db(self._buffer.slice(tail_start, tail_end), _LEVEL_PART_SAMPLES)
+        for turn_event in self._detector.update_tail(tail_end, levels):
+            if isinstance(turn_event, SpeechStopped):
+                self._on_speech_stopped(turn_event)
 
     def _skip_vad_until(self, sample: int) -> None:
         self._vad_ignore_before = sample

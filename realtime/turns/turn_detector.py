@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES
@@ -176,9 +177,29 @@ class TurnDetector:
         voice_end = self._voice_end if self._voice_end is not None else self._silence_start
         if result.end_sample - voice_end < self._samples(self.params.silence_duration_ms):
             return []
-        stopped = SpeechStopped(end_sample=voice_end, detected_sample=result.end_sample)
+        return [self._stop(voice_end, result.end_sample)]
+
+    def _stop(self, voice_end: int, detected: int) -> SpeechStopped:
         self._in_speech = False
         self._silence_start = None
         self._voice_end = None
         self._peak_db = SILENT_FLOOR_DB
-        return [stopped]
+        return SpeechStopped(end_sample=voice_end, detected_sample=detected)
+
+    def update_tail(self, end_sample: int, levels_db: Sequence[float]) -> list[TurnEvent]:
+        """Audio received after the last whole VAD chunk: ``levels_db`` of its 8 ms parts,
+        the last one ending at ``end_sample``.
+
+        A 32 ms chunk is only scored once all of it has arrived. During a silence run, the
+        window may complete inside the chunk still being received: if everything received
+        since the last scored chunk is quiet (below the voiced range), speech stops at
+        ``end_sample`` instead of at the chunk's end.
+        """
+        if not self._in_speech or self._silence_start is None or self._voice_end is None:
+            return []
+        if end_sample - self._voice_end < self._samples(self.params.silence_duration_ms):
+            return []
+        floor = max(self._peak_db - VOICED_RANGE_DB, SILENT_FLOOR_DB)
+        if any(level >= floor for level in levels_db):
+            return []
+        return [self._stop(self._voice_end, end_sample)]

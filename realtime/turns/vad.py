@@ -54,6 +54,18 @@ class VadChunkResult:
 LEVEL_SUBFRAMES = 4
 
 
+def levels_db(pcm16k: np.ndarray, part_samples: int) -> list[float]:
+    """RMS level in dBFS of each whole ``part_samples`` part of int16 audio."""
+    usable = len(pcm16k) // part_samples * part_samples
+    if not usable:
+        return []
+    parts = pcm16k[:usable].astype(np.float64).reshape(-1, part_samples) / 32768.0
+    levels: list[float] = np.round(
+        10.0 * np.log10(np.mean(parts * parts, axis=1) + 1e-12), 2
+    ).tolist()
+    return levels
+
+
 def chunk_levels_db(chunks: np.ndarray) -> list[list[float]]:
     """RMS level in dBFS of each of the ``LEVEL_SUBFRAMES`` parts of each float chunk."""
     if not len(chunks):

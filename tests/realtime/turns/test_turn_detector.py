@@ -222,3 +222,37 @@ def test_quiet_speech_within_the_voiced_range_is_still_speech() -> None:
     events = _levels_run(detector, speech + soft_ending + [(0.01, QUIET)] * 20)
     stopped = next(e for e in events if isinstance(e, SpeechStopped))
     assert stopped.end_sample == 11 * 512 + 2 * 128
+
+
+# -- the silence window ending inside the chunk still being received ---------------------
+
+
+def _seven_silent_chunks_after_speech() -> TurnDetector:
+    """A 240 ms window; 224 ms of silence scored so far: it completes inside the next chunk."""
+    detector = TurnDetector(TurnDetectionParams(silence_duration_ms=240, min_speech_ms=32))
+    _levels_run(detector, [(0.99, LOUD)] * 10 + [(0.01, QUIET)] * 7)
+    assert detector.in_speech
+    return detector
+
+
+def test_a_quiet_tail_ends_the_turn_before_the_next_chunk_is_complete() -> None:
+    detector = _seven_silent_chunks_after_speech()
+    voice_end, scored_until = 10 * 512, 17 * 512
+    tail_end = scored_until + 3 * 128  # 24 ms of the next chunk received, all quiet
+    events = detector.update_tail(tail_end, [-95.0, -95.0, -95.0])
+    assert events == [SpeechStopped(end_sample=voice_end, detected_sample=tail_end)]
+    assert not detector.in_speech
+
+
+def test_a_loud_tail_or_an_unfinished_window_does_not_end_the_turn() -> None:
+    detector = _seven_silent_chunks_after_speech()
+    scored_until = 17 * 512
+    assert detector.update_tail(scored_until + 3 * 128, [-95.0, -95.0, -25.0]) == []
+    assert detector.update_tail(scored_until + 128, [-95.0]) == []  # window not complete yet
+    assert detector.in_speech
+
+
+def test_no_tail_decision_before_a_silence_run_has_started() -> None:
+    detector = TurnDetector(TurnDetectionParams(silence_duration_ms=240, min_speech_ms=32))
+    _levels_run(detector, [(0.99, LOUD)] * 30)
+    assert detector.update_tail(30 * 512 + 512, [-95.0] * 4) == []
