@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="step-realtime",
         description="Real-time speech-to-speech service for Step-Audio-R1 "
-        "(OpenAI Realtime API over WebSocket).",
+        "(the OpenAI Realtime API over WebSocket and WebRTC).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
