@@ -49,6 +49,8 @@ _LEVEL_PART_SAMPLES = 128  # 8 ms, as the VAD's per-chunk levels
 
 
 class Session:
+    """One client's conversation over one transport (WebSocket or WebRTC)."""
+
     def __init__(
         self,
         services: SessionServices,
@@ -77,7 +79,6 @@ class Session:
         self._vad_queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
         self._vad_ignore_before = 0
         self._vad_done_until = 0
-        self._speech_item_id: str | None = None
         self._speech_started_at: float | None = None
         self._turn: TurnInProgress | None = None
         self._engine = services.engine.open_session()
@@ -99,10 +100,6 @@ class Session:
             asyncio.create_task(self._vad_loop(), name=f"{self.config.id}-vad"),
         ]
         self.outbox.send_now(ev.session_created(self.config.wire()))
-
-    async def wait_closed(self) -> None:
-        """Returns when the sender stops (the transport is gone)."""
-        await asyncio.gather(self._tasks[0], return_exceptions=True)
 
     async def close(self) -> None:
         if self._closed:
@@ -278,7 +275,6 @@ class Session:
             self._vad_ignore_before,
         )
         item_id = ev.new_id("item")
-        self._speech_item_id = item_id
         self._speech_started_at = time.monotonic()
         self.outbox.send_now(ev.speech_started(start // _SAMPLES_PER_MS, item_id))
         vad = self.config.audio.input.turn_detection
