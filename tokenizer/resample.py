@@ -52,8 +52,12 @@ class StreamResampler:
     `process` may return fewer samples than the rate ratio suggests while the filter fills;
     `flush` drains the tail, after which the totals match round(total_in * out / in) to within a
     sample or two, and the object is ready for a new signal. Equal rates pass samples through
-    without copying.
+    without copying. `held_input` gives the latest input whose output the filter still holds
+    back, for callers that must judge the newest audio before it comes out.
     """
+
+    HELD_INPUT_LIMIT_S = 0.1
+    """The most recent input kept for `held_input` (soxr's LQ holds about 6 ms, HQ up to 40)."""
 
     def __init__(
         self,
@@ -71,6 +75,10 @@ class StreamResampler:
         self._quality = quality
         self._empty = np.zeros(0, dtype=self._dtype)
         self._stream = self._new_stream()
+        self._in_total = 0
+        self._out_total = 0
+        self._recent_input = self._empty
+        self._recent_limit = max(1, round(in_rate * self.HELD_INPUT_LIMIT_S))
 
     def _new_stream(self) -> soxr.ResampleStream | None:
         # A new stream rather than ResampleStream.clear(): soxr's int16 output is dithered, and
@@ -108,16 +116,31 @@ class StreamResampler:
         if samples.size == 0:
             return self._empty
         result: np.ndarray = self._stream.resample_chunk(np.ascontiguousarray(samples))
+        self._in_total += len(samples)
+        self._out_total += len(result)
+        self._recent_input = np.concatenate([self._recent_input, samples])[-self._recent_limit :]
         return result
+
+    def held_input(self) -> np.ndarray:
+        """The latest input samples not yet represented in the output (at most 100 ms of them;
+        empty for equal rates or after `flush`)."""
+        if self._stream is None:
+            return self._empty
+        converted = -(-self._out_total * self._in_rate // self._out_rate)  # ceiling
+        held = min(max(self._in_total - converted, 0), len(self._recent_input))
+        return self._recent_input[len(self._recent_input) - held :]
 
     def flush(self) -> np.ndarray:
         """Drain the filter's tail at the end of the signal and get ready for a new one."""
         if self._stream is None:
             return self._empty
         tail: np.ndarray = self._stream.resample_chunk(self._empty, last=True)
-        self._stream = self._new_stream()
+        self.reset()
         return tail
 
     def reset(self) -> None:
         """Drop all buffered input and start a fresh signal."""
         self._stream = self._new_stream()
+        self._in_total = 0
+        self._out_total = 0
+        self._recent_input = self._empty

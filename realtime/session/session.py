@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 _MIN_COMMIT_MS = 100
 _SAMPLES_PER_MS = ENGINE_SAMPLE_RATE // 1000
-_LEVEL_PART_SAMPLES = 128  # 8 ms, as the VAD's per-chunk levels
+_LEVEL_PART_SAMPLES = 32  # 2 ms, as the VAD's per-chunk levels
 
 
 class Session:
@@ -128,8 +128,9 @@ class Session:
     def append_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Input audio from any transport: mono int16 at ``sample_rate``."""
         if self._resampler is None or self._resampler.in_rate != sample_rate:
-            # soxr's LQ keeps 6 ms back where HQ keeps 21 ms (in 40 ms bursts), and still
-            # passes everything up to 7.3 kHz: ample for speech going to VAD, ASR and engine.
+            # soxr's LQ holds back about 11 ms (a sawtooth up to 20 ms) where MQ and HQ hold
+            # about 21 ms, and still passes everything up to 7.3 kHz: ample for speech going
+            # to VAD, ASR and engine.
             self._resampler = StreamResampler(sample_rate, ENGINE_SAMPLE_RATE, quality="LQ")
         pcm16k = self._resampler.process(pcm)
         try:
@@ -252,13 +253,23 @@ class Session:
                 self._buffer.drop_before(self._vad_done_until - keep)
 
     def _check_quiet_tail(self) -> None:
-        """Let the silence window end inside the VAD chunk still being received."""
+        """Let the silence window end inside the VAD chunk still being received.
+
+        The tail is everything received after the last scored chunk: the 16 kHz audio not yet
+        scored, then the input the resampler still holds back (about 11 ms on average for
+        soxr's LQ, in a sawtooth up to 20 ms), judged at its own rate.
+        """
         tail_start = max(self._vad_done_until, self._buffer.start)
-        parts = len(self._buffer.slice(tail_start, self._buffer.end)) // _LEVEL_PART_SAMPLES
-        if not parts:
+        tail = self._buffer.slice(tail_start, self._buffer.end)
+        levels = levels_db(tail, _LEVEL_PART_SAMPLES)
+        tail_end = self._buffer.end
+        resampler = self._resampler
+        held = resampler.held_input() if resampler is not None else tail[:0]
+        if resampler is not None and len(held):
+            levels += levels_db(held, len(held))
+            tail_end += round(len(held) * ENGINE_SAMPLE_RATE / resampler.in_rate)
+        if not levels:
             return
-        tail_end = tail_start + parts * _LEVEL_PART_SAMPLES
-        levels = levels_db(self._buffer.slice(tail_start, tail_end), _LEVEL_PART_SAMPLES)
         for turn_event in self._detector.update_tail(tail_end, levels):
             if isinstance(turn_event, SpeechStopped):
                 self._on_speech_stopped(turn_event)

@@ -13,7 +13,7 @@ HYSTERESIS = 0.15
 """Silence during speech is ``probability < threshold - 0.15`` (silero's neg_threshold)."""
 MIN_NEGATIVE_THRESHOLD = 0.01
 VOICED_RANGE_DB = 40.0
-"""Audio within this many dB of the turn's loudest 8 ms counts as voiced when the end of
+"""Audio within this many dB of the turn's loudest 2 ms counts as voiced when the end of
 speech is refined from the audio's levels (the same gate the SDK uses for "last voiced")."""
 SILENT_FLOOR_DB = -70.0
 MAX_END_REFINEMENT_MS = 96
@@ -77,7 +77,7 @@ class TurnDetector:
     ``silence_duration_ms``.
 
     When the results carry ``levels_db``, the silence window is counted from where the voice
-    ended in the audio (the last 8 ms within ``VOICED_RANGE_DB`` of the turn's peak, at most
+    ended in the audio (the last 2 ms part within ``VOICED_RANGE_DB`` of the turn's peak, at most
     ``MAX_END_REFINEMENT_MS`` before the silence run), not from where silero's probability
     fell, which lags the audio by about two chunks; the run must still be unbroken.
 
@@ -187,8 +187,8 @@ class TurnDetector:
         return SpeechStopped(end_sample=voice_end, detected_sample=detected)
 
     def update_tail(self, end_sample: int, levels_db: Sequence[float]) -> list[TurnEvent]:
-        """Audio received after the last whole VAD chunk: ``levels_db`` of its 8 ms parts,
-        the last one ending at ``end_sample``.
+        """Audio received after the last whole VAD chunk: ``levels_db`` of its parts, oldest
+        first, the last one ending at ``end_sample``.
 
         A 32 ms chunk is only scored once all of it has arrived. During a silence run, the
         window may complete inside the chunk still being received: if everything received

@@ -41,7 +41,7 @@ class VadChunkResult:
     """Speech probability of one 512-sample chunk.
 
     ``end_sample`` is the absolute index, in the stream's 16 kHz samples, just after the chunk.
-    ``levels_db`` is the RMS level (dBFS) of each quarter of the chunk (8 ms), oldest first:
+    ``levels_db`` is the RMS level (dBFS) of each sixteenth of the chunk (2 ms), oldest first:
     the turn detector uses it to find where the voice actually ended, since silero's
     probability trails the audio by a couple of chunks.
     """
@@ -51,18 +51,20 @@ class VadChunkResult:
     levels_db: tuple[float, ...] = ()
 
 
-LEVEL_SUBFRAMES = 4
+LEVEL_SUBFRAMES = 16
 
 
-def levels_db(pcm16k: np.ndarray, part_samples: int) -> list[float]:
-    """RMS level in dBFS of each whole ``part_samples`` part of int16 audio."""
-    usable = len(pcm16k) // part_samples * part_samples
-    if not usable:
-        return []
-    parts = pcm16k[:usable].astype(np.float64).reshape(-1, part_samples) / 32768.0
-    levels: list[float] = np.round(
-        10.0 * np.log10(np.mean(parts * parts, axis=1) + 1e-12), 2
-    ).tolist()
+def levels_db(pcm: np.ndarray, part_samples: int) -> list[float]:
+    """RMS level in dBFS of each ``part_samples`` part of int16 audio, a shorter last part
+    included."""
+    if part_samples < 1:
+        raise ValueError(f"part_samples must be at least 1, got {part_samples}")
+    samples = np.asarray(pcm, dtype=np.float64) / 32768.0
+    whole = len(samples) // part_samples * part_samples
+    power = np.mean(np.square(samples[:whole].reshape(-1, part_samples)), axis=1)
+    if whole < len(samples):
+        power = np.append(power, np.mean(np.square(samples[whole:])))
+    levels: list[float] = np.round(10.0 * np.log10(power + 1e-12), 2).tolist()
     return levels
 
 

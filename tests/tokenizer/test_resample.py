@@ -97,6 +97,28 @@ def test_lengths_add_up_over_many_20ms_frames() -> None:
     assert abs(produced - 16000 * 3) <= 2
 
 
+@pytest.mark.parametrize("quality", ["LQ", "HQ"])
+def test_held_input_is_the_newest_input_not_yet_out(quality: str) -> None:
+    stream = StreamResampler(24000, 16000, quality=quality)  # type: ignore[arg-type]
+    x = (np.arange(24000) % 30000).astype(np.int16)  # every sample tells where it came from
+    received = produced = 0
+    for start in range(0, x.size, 480):
+        produced += stream.process(x[start : start + 480]).size
+        received = start + 480
+        held = stream.held_input()
+        # What came out plus what is held covers all the input, to within one output sample.
+        assert abs(produced + held.size * 16000 / 24000 - received * 16000 / 24000) <= 1
+        np.testing.assert_array_equal(held, x[received - held.size : received])
+    stream.flush()
+    assert stream.held_input().size == 0
+
+
+def test_equal_rates_hold_nothing_back() -> None:
+    stream = StreamResampler(16000, 16000)
+    stream.process(tone(440.0, 0.02, 16000))
+    assert stream.held_input().size == 0
+
+
 def test_resampler_is_reusable_after_flush_and_after_reset() -> None:
     stream = StreamResampler(24000, 16000)
     x = tone(440.0, 0.5, 24000)

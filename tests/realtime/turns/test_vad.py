@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES, SILERO_CONTEXT_SAMPLES, SileroVadModel
-from realtime.turns.vad import VadBatcher, VadChunkResult, VadClosedError, VadStream
+from realtime.turns.vad import (
+    LEVEL_SUBFRAMES,
+    VadBatcher,
+    VadChunkResult,
+    VadClosedError,
+    VadStream,
+    levels_db,
+)
 from tests.support.speech import energy_spans, frames_of, low_noise, silence, synthesize
 
 FRAME_20MS = 320
@@ -263,3 +270,23 @@ async def test_cancelled_call_still_advances_the_stream(
     reference = await batcher.open_stream().process(sentence_16k)
     assert rest[0].end_sample == 8192 + 512
     np.testing.assert_allclose(_probabilities(rest), _probabilities(reference)[16:], atol=1e-5)
+
+
+def test_levels_are_the_rms_of_each_part_and_of_a_shorter_last_part() -> None:
+    full_scale_half = np.full(64, 16384, dtype=np.int16)  # RMS 0.5: -6.02 dBFS
+    quiet = np.full(10, 164, dtype=np.int16)  # RMS 0.005: -46.0 dBFS
+    levels = levels_db(np.concatenate([full_scale_half, np.zeros(32, np.int16), quiet]), 32)
+    assert levels[:2] == pytest.approx([-6.02, -6.02], abs=0.01)
+    assert levels[2] < -100.0
+    assert levels[3] == pytest.approx(-46.0, abs=0.05)
+    assert levels_db(np.zeros(0, np.int16), 32) == []
+
+
+async def test_each_result_carries_the_levels_of_its_chunk_parts(
+    batcher: VadBatcher, sentence_16k: np.ndarray
+) -> None:
+    results = await batcher.open_stream().process(sentence_16k)
+    part = SILERO_CHUNK_SAMPLES // LEVEL_SUBFRAMES
+    for result in results[::7]:
+        chunk = sentence_16k[result.end_sample - SILERO_CHUNK_SAMPLES : result.end_sample]
+        assert result.levels_db == pytest.approx(levels_db(chunk, part), abs=0.05)

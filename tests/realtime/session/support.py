@@ -1,0 +1,108 @@
+"""In-process session test doubles: an engine that records its requests, a sink that records
+events, and helpers that feed audio and wait for the session's own tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.engines.base import AnswerDelta, EngineEvent, EngineInfo, EngineRequest
+from realtime.server.metrics import ServiceMetrics
+from realtime.session.outbox import AudioFrame, EventMessage, Outgoing
+from realtime.session.services import SessionServices, SessionSettings
+from realtime.session.session import Session
+from realtime.speaking.after_think import AfterThinkPolicy
+from realtime.turns.silero import SileroVadModel
+from realtime.turns.vad import VadBatcher
+from tokenizer.pcm import pcm16_to_base64
+from tts.espeak import EspeakTts
+
+
+@dataclass
+class RecordingEngineSession:
+    prefills: list[EngineRequest] = field(default_factory=list)
+    streams: list[EngineRequest] = field(default_factory=list)
+
+    async def prefill(self, request: EngineRequest) -> None:
+        self.prefills.append(request)
+
+    async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
+        self.streams.append(request)
+        yield AnswerDelta("Okay.")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@dataclass
+class RecordingEngine:
+    session: RecordingEngineSession = field(default_factory=RecordingEngineSession)
+    info: EngineInfo = field(default_factory=lambda: EngineInfo("recording", "recording"))
+
+    async def start(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def open_session(self) -> RecordingEngineSession:
+        return self.session
+
+
+class RecordingSink:
+    name = "test"
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    async def deliver(self, item: Outgoing) -> None:
+        if isinstance(item, EventMessage):
+            self.events.append(item.event)
+        else:
+            assert isinstance(item, AudioFrame)
+
+
+async def append(session: Session, pcm: np.ndarray) -> None:
+    """One ``input_audio_buffer.append`` of ``pcm``."""
+    message = {"type": "input_audio_buffer.append", "audio": pcm16_to_base64(pcm)}
+    await session.handle_message(json.dumps(message))
+
+
+async def feed(session: Session, pcm: np.ndarray, frame_samples: int = 480) -> None:
+    """``pcm`` in appends of ``frame_samples``, as fast as the session takes them."""
+    for start in range(0, len(pcm), frame_samples):
+        await append(session, pcm[start : start + frame_samples])
+        await asyncio.sleep(0)
+
+
+async def until(
+    condition: Callable[[], bool], timeout_s: float = 20.0, poll_s: float = 0.01
+) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110 - state changes in the session's own tasks
+            await asyncio.sleep(poll_s)
+
+
+@contextlib.asynccontextmanager
+async def session_services(settings: SessionSettings) -> AsyncIterator[SessionServices]:
+    """Real VAD and espeak-ng TTS around a ``RecordingEngine``."""
+    vad = VadBatcher(SileroVadModel())
+    await vad.start()
+    tts = EspeakTts()
+    try:
+        yield SessionServices(
+            engine=RecordingEngine(),
+            tts=tts,
+            vad=vad,
+            policies={"after-think": AfterThinkPolicy()},
+            metrics=ServiceMetrics("recording", simulated=False),
+            settings=settings,
+        )
+    finally:
+        await tts.aclose()
+        await vad.aclose()
