@@ -8,9 +8,10 @@ microphone would. The server-added latency is
     - engine time  (engine_request_sent -> first_reply_text)   as the server reports it
     - TTS time     (first_reply_text -> first_tts_audio)       as the server reports it
 
-so what remains is what the gateway adds: VAD endpointing (the 32 ms VAD chunk, the
-resampler), session and outbox work, the event loop, and the loopback network. It is split
-into "endpointing" (silence window elapsed -> speech_stopped received) and "after VAD".
+so what remains is what the gateway adds: VAD endpointing (down to the input frame that
+completes the window), session and outbox work, the event loop, and the loopback network.
+It is split into "endpointing" (silence window elapsed -> speech_stopped received) and
+"after VAD".
 
 Barge-in stop time: the client talks over the reply; measured from the VAD's speech start
 to the last frame of the cut reply leaving the server (the server's histogram), and at the
