@@ -38,8 +38,13 @@ PYTHON=$(pick_python)
 apt_packages=()
 command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
-# The browser tests drive Debian's chromium (never a browser downloaded by Playwright).
-if [ "$with_tests" -eq 1 ] && [ ! -x /usr/bin/chromium ]; then apt_packages+=(chromium); fi
+# The browser tests drive Debian's chromium and Firefox ESR (never a browser downloaded by
+# Playwright); Firefox plays its audio to a private PulseAudio server with a null sink.
+if [ "$with_tests" -eq 1 ]; then
+    [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+    [ -x /usr/bin/firefox-esr ] || apt_packages+=(firefox-esr)
+    [ -x /usr/bin/pulseaudio ] || apt_packages+=(pulseaudio)
+fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
     say "apt-get install ${apt_packages[*]}"
     as_root apt-get update -q

@@ -1,5 +1,6 @@
-"""A real browser (Debian's chromium, headless, fake microphone playing espeak-ng speech) holds
-a spoken turn through the call page, over WebRTC and over the WebSocket fallback."""
+"""Real browsers (Debian's chromium and Firefox ESR, headless, a fake microphone playing
+espeak-ng speech) hold a spoken turn through the call page, over WebRTC and over the WebSocket
+fallback."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.support.firefox import FIREFOX, firefox_page, microphone_playing
+from tests.support.pulse import PULSEAUDIO, null_sink_server
 from tests.support.service import ServiceProcess
 from tests.support.speech import silence, synthesize
 from tokenizer.pcm import write_wav
@@ -67,7 +70,7 @@ def chromium() -> str:
 
 
 @pytest.fixture
-async def page(chromium: str, fake_microphone: Path, tmp_path: Path) -> AsyncIterator[Any]:
+async def chromium_page(chromium: str, fake_microphone: Path, tmp_path: Path) -> AsyncIterator[Any]:
     """A page in a fresh headless chromium (own user-data-dir) with the fake microphone."""
     from playwright.async_api import async_playwright
 
@@ -88,6 +91,42 @@ async def page(chromium: str, fake_microphone: Path, tmp_path: Path) -> AsyncIte
             assert errors == [], f"the page threw: {errors}"
         finally:
             await context.close()
+
+
+@pytest.fixture(scope="module")
+def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    for program in (FIREFOX, PULSEAUDIO):
+        if not Path(program).exists():
+            pytest.fail(f"Debian's {program} is missing (bash scripts/install.sh --test)")
+    runtime = tmp_path_factory.mktemp("pulse")
+    with null_sink_server(runtime, runtime / "pulseaudio.log") as server:
+        yield server
+
+
+@pytest.fixture
+async def firefox_tab(pulse_server: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """A page in a fresh headless Firefox ESR whose microphone says the utterance once."""
+    pcm = np.concatenate(
+        [
+            silence(1.0, FAKE_MIC_RATE),
+            synthesize(UTTERANCE, FAKE_MIC_RATE),
+            silence(1.0, FAKE_MIC_RATE),
+        ]
+    )
+    write_wav(tmp_path / "speech.wav", pcm, FAKE_MIC_RATE)
+    async with firefox_page(tmp_path / "firefox-profile", tmp_path / "firefox.log",
+                            pulse_server) as tab:  # fmt: skip
+        await tab.add_preload_script(microphone_playing((tmp_path / "speech.wav").read_bytes()))
+        yield tab
+        assert tab.errors == [], f"the page threw: {tab.errors}"
+
+
+@pytest.fixture(params=["chromium", "firefox"])
+def page(request: pytest.FixtureRequest) -> Any:
+    """The call page in each browser (Playwright's page API, or its subset in ``FirefoxPage``)."""
+    return request.getfixturevalue(
+        "chromium_page" if request.param == "chromium" else "firefox_tab"
+    )
 
 
 async def wait_for_turn(tab: Any) -> dict[str, Any]:
@@ -175,8 +214,10 @@ async def test_a_browser_call_over_the_websocket_fallback_does_the_same(
 
 
 async def test_the_page_falls_back_to_the_websocket_when_webrtc_fails(
-    page: Any, browser_service: ServiceProcess
+    chromium_page: Any, browser_service: ServiceProcess
 ) -> None:
+    page = chromium_page
+
     async def refuse(route: Any) -> None:
         await route.fulfill(status=503, body="WebRTC is down")
 
