@@ -57,7 +57,7 @@ class StreamResampler:
     """
 
     HELD_INPUT_LIMIT_S = 0.1
-    """The most recent input kept for `held_input` (soxr's LQ holds about 6 ms, HQ up to 40)."""
+    """The most recent input kept for `held_input` (soxr's LQ holds up to 20 ms, HQ up to 40)."""
 
     def __init__(
         self,
