@@ -264,8 +264,7 @@ class Session:
         levels = levels_db(tail, _LEVEL_PART_SAMPLES)
         tail_end = self._buffer.end
         resampler = self._resampler
-        held = resampler.held_input() if resampler is not None else tail[:0]
-        if resampler is not None and len(held):
+        if resampler is not None and len(held := resampler.held_input()):
             levels += levels_db(held, len(held))
             tail_end += round(len(held) * ENGINE_SAMPLE_RATE / resampler.in_rate)
         if not levels:

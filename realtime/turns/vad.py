@@ -64,7 +64,7 @@ def levels_db(pcm: np.ndarray, part_samples: int) -> list[float]:
     power = np.mean(np.square(samples[:whole].reshape(-1, part_samples)), axis=1)
     if whole < len(samples):
         power = np.append(power, np.mean(np.square(samples[whole:])))
-    levels: list[float] = np.round(10.0 * np.log10(power + 1e-12), 2).tolist()
+    levels: list[float] = _decibels(power).tolist()
     return levels
 
 
@@ -73,9 +73,13 @@ def chunk_levels_db(chunks: np.ndarray) -> list[list[float]]:
     if not len(chunks):
         return []
     parts = chunks.reshape(len(chunks), LEVEL_SUBFRAMES, -1).astype(np.float64)
-    power = np.mean(parts * parts, axis=2)
-    levels: list[list[float]] = np.round(10.0 * np.log10(power + 1e-12), 2).tolist()
+    levels: list[list[float]] = _decibels(np.mean(parts * parts, axis=2)).tolist()
     return levels
+
+
+def _decibels(power: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Mean powers (full scale = 1) as dBFS, to 0.01 dB."""
+    return np.round(10.0 * np.log10(power + 1e-12), 2)
 
 
 @dataclass(eq=False)
