@@ -163,6 +163,30 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--prefill-chunk-seconds", type=float, default=2.0,
         help="close a listen-while-thinking chunk every this many seconds of speech",
     )  # fmt: skip
+    turns.add_argument(
+        "--turn-detection", choices=["semantic_vad", "server_vad"], default="semantic_vad",
+        help="sessions' default end of turn: semantic_vad (Smart Turn v3.2 judges each pause) or "
+        "server_vad (a fixed silence); clients may change it with session.update "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    turns.add_argument(
+        "--eagerness", choices=["low", "medium", "high", "auto"], default="auto",
+        help="semantic_vad's default eagerness (default: %(default)s)",
+    )  # fmt: skip
+    turns.add_argument(
+        "--silence-duration-ms", type=int, default=500,
+        help="server_vad's default silence window (default: %(default)s)",
+    )  # fmt: skip
+    turns.add_argument(
+        "--no-speculative-start", action="store_true",
+        help="do not start replies at candidate ends of a turn (held back until the turn is "
+        "confirmed, dropped unseen if the user goes on)",
+    )  # fmt: skip
+    turns.add_argument(
+        "--interrupt-min-speech-ms", type=int, default=600,
+        help="speech over a reply at least this long cuts it (barge-in); shorter speech "
+        "(a cough, 'mm-hmm') only pauses it, and it resumes (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
@@ -183,13 +207,21 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.engines.factory import EngineOptions
     from realtime.engines.sim import SimParams
     from realtime.engines.vllm.cli_args import vllm_options_from
-    from realtime.protocol.session_config import SessionConfig
+    from realtime.protocol.session_config import (
+        AudioConfig,
+        InputAudio,
+        SemanticVad,
+        ServerVad,
+        SessionConfig,
+    )
     from realtime.server.app import create_app
     from realtime.server.resources import ServiceOptions
     from realtime.session.services import SessionSettings
     from realtime.speaking.base import SpeakingParams
     from realtime.speaking.factory import policy_names_for
     from realtime.transports.webrtc.options import WebRtcOptions
+    from realtime.turns.input import TurnSettings
+    from realtime.turns.interruption import InterruptionParams
     from tts.cosyvoice_cli import cosyvoice_options_from
     from tts.factory import TtsOptions
 
@@ -226,6 +258,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"step-realtime serve: error: {problem}", file=sys.stderr)
         return 2
     max_event_bytes = int(args.max_event_mb * 1024 * 1024)
+    turn_detection = (
+        SemanticVad(eagerness=args.eagerness)
+        if args.turn_detection == "semantic_vad"
+        else ServerVad(silence_duration_ms=args.silence_duration_ms)
+    )
     options = ServiceOptions(
         engine=EngineOptions(name=args.engine, echo_reply=args.echo_reply, sim=sim, vllm=vllm),
         tts=TtsOptions(
@@ -236,12 +273,19 @@ def _serve(args: argparse.Namespace) -> int:
             cosyvoice=cosyvoice,
         ),
         session=SessionSettings(
-            default_config=SessionConfig(instructions=args.instructions),
+            default_config=SessionConfig(
+                instructions=args.instructions,
+                audio=AudioConfig(input=InputAudio(turn_detection=turn_detection)),
+            ),
             max_event_bytes=max_event_bytes,
             audio_lead_ms=args.audio_lead_ms,
             max_buffered_reply_ms=args.max_buffered_ms,
             incremental_prefill=not args.no_incremental_prefill,
-            prefill_chunk_s=args.prefill_chunk_seconds,
+            turns=TurnSettings(
+                prefill_chunk_s=args.prefill_chunk_seconds,
+                speculative_start=not args.no_speculative_start,
+                interruption=InterruptionParams(min_speech_ms=args.interrupt_min_speech_ms),
+            ),
             default_policy=args.policy,
             formulation_tokens=args.formulation_tokens,
             first_formulation_tokens=args.first_formulation_tokens,

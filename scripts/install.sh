@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the service needs on a Debian machine with Python 3.11+:
 # Debian packages (espeak-ng, python3-venv) when missing, a virtualenv at .venv, the
-# project, and silero-vad's ONNX model. With --test, also what the test suite needs.
+# project, and the ONNX models of silero-vad and Smart Turn (realtime/turns/MODELS.md).
+# With --test, also what the test suite needs.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,15 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+# Whether installed package $1 holds file $2, found without importing the package.
+has_package_file() {
+    .venv/bin/python - "$1" "$2" 2>/dev/null <<'EOF'
+import importlib.util, pathlib, sys
+spec = importlib.util.find_spec(sys.argv[1])
+folders = (spec.submodule_search_locations or []) if spec else []
+sys.exit(0 if any(pathlib.Path(f, sys.argv[2]).is_file() for f in folders) else 1)
+EOF
+}
 target="."
 [ "$with_tests" -eq 1 ] && target=".[test]"
 say "installing step-realtime ($target)"
@@ -67,6 +77,12 @@ pip install -e "$target"
 if ! .venv/bin/python -c 'import importlib.util as u; s = u.find_spec("silero_vad"); assert s' 2>/dev/null; then
     say "installing silero-vad (ONNX model only, no torch)"
     pip install --no-deps "silero-vad==6.2.3"
+fi
+# Smart Turn v3.2, the end-of-turn model, ships in pipecat-ai's wheel; we only use its ONNX
+# file, so install the wheel without its dependencies (the service never imports pipecat).
+if ! has_package_file pipecat audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx; then
+    say "installing pipecat-ai (Smart Turn's ONNX model only, no dependencies)"
+    pip install --no-deps "pipecat-ai==1.14.0"
 fi
 # The vLLM engine's integration tests run a real vLLM on the CPU, from its own virtualenv
 # (.venv-vllm, about 3.5 GB; the service itself never imports vLLM or torch).

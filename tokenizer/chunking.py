@@ -18,6 +18,7 @@ ceil(len / 160) % 4 is 1 or 2 (for example 10.01 s: 126 in vLLM, 125 in transfor
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -216,6 +217,12 @@ class SpeechChunker:
         self._pending_count = rest.size
         self._emitted += start
         return chunks
+
+    def copy(self) -> SpeechChunker:
+        """An independent chunker in the same state (pending audio is shared, never mutated)."""
+        clone = copy.copy(self)
+        clone._pending = list(self._pending)
+        return clone
 
     def finish(self) -> np.ndarray | None:
         """The turn ended: returns the remaining audio as the last chunk (None if nothing is

@@ -62,6 +62,15 @@ def speech_stopped(audio_end_ms: int, item_id: str) -> Event:
     return _event("input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id)
 
 
+def timeout_triggered(audio_start_ms: int, audio_end_ms: int, item_id: str) -> Event:
+    return _event(
+        "input_audio_buffer.timeout_triggered",
+        audio_start_ms=audio_start_ms,
+        audio_end_ms=audio_end_ms,
+        item_id=item_id,
+    )
+
+
 def committed(item_id: str, previous_item_id: str | None) -> Event:
     return _event(
         "input_audio_buffer.committed", item_id=item_id, previous_item_id=previous_item_id

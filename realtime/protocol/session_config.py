@@ -30,13 +30,34 @@ class AudioFormat(_Strict):
 
 
 class ServerVad(_Strict):
+    """End of turn after a fixed silence (``silence_duration_ms``)."""
+
     type: Literal["server_vad"] = "server_vad"
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     prefix_padding_ms: Annotated[int, Field(ge=0, le=5_000)] = 300
     silence_duration_ms: Annotated[int, Field(ge=50, le=10_000)] = 500
     create_response: bool = True
     interrupt_response: bool = True
-    idle_timeout_ms: None = None
+    idle_timeout_ms: Annotated[int, Field(ge=1_000, le=600_000)] | None = None
+
+
+Eagerness = Literal["low", "medium", "high", "auto"]
+
+
+class SemanticVad(_Strict):
+    """End of turn decided by a turn-completion model (Smart Turn v3.2) at each pause.
+
+    OpenAI's GA shape: only ``eagerness`` tunes it (see ``realtime/turns/end_of_turn.py``
+    for what each value means here); the VAD underneath uses server_vad's defaults.
+    """
+
+    type: Literal["semantic_vad"] = "semantic_vad"
+    eagerness: Eagerness = "auto"
+    create_response: bool = True
+    interrupt_response: bool = True
+
+
+TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
 
 
 class InputTranscription(_Strict):
@@ -49,7 +70,7 @@ class InputTranscription(_Strict):
 
 class InputAudio(_Strict):
     format: AudioFormat = Field(default_factory=AudioFormat)
-    turn_detection: ServerVad | None = Field(default_factory=ServerVad)
+    turn_detection: TurnDetection | None = Field(default_factory=ServerVad)
     transcription: InputTranscription | None = None
     noise_reduction: None = None
 
@@ -132,10 +153,17 @@ class SessionConfig(_Strict):
 
 
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` merged into ``base``; an object whose ``type`` changes (turn_detection going
+    from server_vad to semantic_vad) is replaced, not merged."""
     merged = dict(base)
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+        current = merged.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(current, dict)
+            and value.get("type", current.get("type")) == current.get("type")
+        ):
+            merged[key] = _deep_merge(current, value)
         else:
             merged[key] = value
     return merged

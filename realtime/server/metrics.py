@@ -41,13 +41,30 @@ class ServiceMetrics:
             "step_realtime_sessions", "Sessions opened", ["transport"], registry=self.registry
         )
         self.turns_total = Counter(
-            "step_realtime_turns", "User turns committed", ["source"], registry=self.registry
+            "step_realtime_turns",
+            "User turns committed, by what ended them: silence (server_vad's window), semantic "
+            "(the model judged the turn complete), max_silence (semantic_vad's longest pause), "
+            "idle_timeout, commit (the client)",
+            ["source"],
+            registry=self.registry,
         )
         self.responses_total = Counter(
             "step_realtime_responses", "Responses finished", ["status"], registry=self.registry
         )
         self.barge_ins_total = Counter(
             "step_realtime_barge_ins", "Responses cut by user speech", registry=self.registry
+        )
+        self.speculative_responses_total = Counter(
+            "step_realtime_speculative_responses",
+            "Replies started at a candidate end of a turn: released (the turn ended there) or "
+            "discarded unseen (the user went on)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.false_interruptions_total = Counter(
+            "step_realtime_false_interruptions",
+            "Speech over a reply that paused it but was too short to cut it (the reply resumed)",
+            registry=self.registry,
         )
         self.errors_total = Counter(
             "step_realtime_errors", "Error events sent to clients", ["code"], registry=self.registry
@@ -71,6 +88,23 @@ class ServiceMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=self.registry,
         )
+
+        self.smart_turn_batch_size = Histogram(
+            "step_realtime_smart_turn_batch_turns",
+            "Turns per Smart Turn model call (semantic_vad), across all sessions",
+            buckets=(1, 2, 4, 8, 16, 32),
+            registry=self.registry,
+        )
+        self.smart_turn_seconds = Histogram(
+            "step_realtime_smart_turn_call_seconds",
+            "Worker time of one Smart Turn call (features and model)",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_smart_turn(self, batch_size: int, seconds: float) -> None:
+        self.smart_turn_batch_size.observe(batch_size)
+        self.smart_turn_seconds.observe(seconds)
 
     def observe_turn(self, timings: TurnTimings) -> None:
         marks = dict(timings.marks)

@@ -12,6 +12,7 @@ from realtime.session.services import SessionServices, SessionSettings
 from realtime.speaking.factory import build_policies
 from realtime.transports.webrtc.options import WebRtcOptions
 from realtime.turns.silero import SileroVadModel
+from realtime.turns.smart_turn import SmartTurnBatcher, SmartTurnModel
 from realtime.turns.vad import VadBatcher
 from tts.factory import TtsOptions, build_tts
 
@@ -36,10 +37,14 @@ async def open_services(options: ServiceOptions) -> AsyncIterator[SessionService
         vad = VadBatcher(SileroVadModel(), observe_call=metrics.vad_batch_size.observe)
         await vad.start()
         stack.push_async_callback(vad.aclose)
+        smart_turn = SmartTurnBatcher(SmartTurnModel(), observe_call=metrics.observe_smart_turn)
+        await smart_turn.start()
+        stack.push_async_callback(smart_turn.aclose)
         yield SessionServices(
             engine=engine,
             tts=tts,
             vad=vad,
+            turn_scorer=smart_turn,
             policies=build_policies(options.engine),
             metrics=metrics,
             settings=options.session,

@@ -18,8 +18,8 @@ from realtime.engines.base import EngineRequest, InputTranscription
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
-from realtime.session.listening import audio_item_from_pcm
 from realtime.session.outbox import Outbox
+from realtime.turns.turn_audio import audio_item_from_pcm
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.chunking import MAX_ENGINE_CHUNK_S
 from tokenizer.pcm import AudioFormatError, pcm16_from_base64

@@ -7,6 +7,10 @@ in order with them, such as transcript deltas and ``response.done``) leave in or
 audio released at playback pace plus a small lead, so that "sent" is close to "played":
 a barge-in then stops the audio within one frame, and the transcript can be cut to what
 the listener actually heard.
+
+A response can also be *held* (produced but not sent: a speculative reply, released when the
+turn is confirmed, or dropped without a trace) and its audio *paused* (speech over the
+reply, until it is judged a barge-in or a false alarm).
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class Outbox:
         self._ordered: deque[Outgoing | _DeferredEvent] = deque()
         self._deliveries: dict[str, Delivery] = {}
         self._stale: set[str] = set()
+        self._held: dict[str, list[tuple[bool, Outgoing | _DeferredEvent]]] = {}
+        self._paused: set[str] = set()
         self._playout_end = 0.0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -88,22 +94,52 @@ class Outbox:
         """Queue a control event ahead of all response items."""
         if self._closed or (response_id is not None and response_id in self._stale):
             return
-        self._control.append(EventMessage(event, response_id))
-        self._wake.set()
+        self._put(EventMessage(event, response_id), control=True)
 
     def enqueue(self, response_id: str, event: dict[str, Any]) -> None:
         """Queue an event that must leave in order with the response's audio."""
         if self._closed or response_id in self._stale:
             return
-        self._ordered.append(EventMessage(event, response_id))
-        self._wake.set()
+        self._put(EventMessage(event, response_id), control=False)
 
     def enqueue_built_on_send(self, response_id: str, build: Callable[[], dict[str, Any]]) -> None:
         """Like ``enqueue``, but the event is built when it leaves (e.g. ``response.done``,
         whose timings include the moment the first audio frame was sent)."""
         if self._closed or response_id in self._stale:
             return
-        self._ordered.append(_DeferredEvent(build, response_id))
+        self._put(_DeferredEvent(build, response_id), control=False)
+
+    def hold(self, response_id: str) -> None:
+        """Keep everything of ``response_id`` back until ``release`` (or ``cancel``)."""
+        self._held.setdefault(response_id, [])
+
+    def release(self, response_id: str) -> None:
+        """Send what was held for ``response_id``, in the order it came, and stop holding."""
+        for control, item in self._held.pop(response_id, []):
+            (self._control if control else self._ordered).append(item)  # type: ignore[arg-type]
+        self._wake.set()
+
+    def is_held(self, response_id: str) -> bool:
+        return response_id in self._held
+
+    def pause(self, response_id: str) -> None:
+        """Stop releasing ``response_id``'s audio (and what follows it) until ``resume``."""
+        self._paused.add(response_id)
+
+    def resume(self, response_id: str) -> None:
+        """Play on from the frame where the pause began: nothing is lost or repeated."""
+        self._paused.discard(response_id)
+        self._wake.set()
+
+    def _put(self, item: Outgoing | _DeferredEvent, *, control: bool) -> None:
+        held = self._held.get(item.response_id) if item.response_id is not None else None
+        if held is not None:
+            held.append((control, item))
+        elif control:
+            assert isinstance(item, EventMessage)
+            self._control.append(item)
+        else:
+            self._ordered.append(item)
         self._wake.set()
 
     async def enqueue_audio(self, frame: AudioFrame, max_buffered_ms: float) -> bool:
@@ -120,8 +156,7 @@ class Outbox:
         if self._closed or frame.response_id in self._stale:
             return False
         delivery.queued_ms += self._frame_ms(frame)
-        self._ordered.append(frame)
-        self._wake.set()
+        self._put(frame, control=False)
         return True
 
     async def wait_buffered_below(self, response_id: str, ms: float) -> None:
@@ -184,6 +219,9 @@ class Outbox:
                 if isinstance(head, _DeferredEvent):
                     self._ordered.popleft()
                     return EventMessage(head.build(), head.response_id)
+                if head.response_id in self._paused:
+                    await self._sleep_until_woken(None)
+                    continue
                 now = self._clock()
                 release_at = self._playout_end - self.lead_s
                 if now >= release_at:
@@ -218,6 +256,11 @@ class Outbox:
     def _drop_stale(self) -> None:
         if not self._stale:
             return
+        for response_id in self._stale.intersection(self._held):
+            for _, item in self._held.pop(response_id):
+                if isinstance(item, AudioFrame):
+                    self.delivery(response_id).queued_ms -= self._frame_ms(item)
+        self._paused.difference_update(self._stale)
         if any(m.response_id in self._stale for m in self._control):
             self._control = deque(m for m in self._control if m.response_id not in self._stale)
         if any(item.response_id in self._stale for item in self._ordered):

@@ -4,6 +4,11 @@ At most one response is active. It stays active until its ``response.done`` has 
 outbox (after its last audio frame), so a barge-in can cut it for as long as it plays.
 Cancelling is immediate: the outbox drops its queued and future audio, its task is
 cancelled, and its history item keeps only the words whose audio was sent.
+
+A *speculative* response starts at a candidate end of the user's turn, before the turn is
+final: it runs with the turn's audio as it would be committed, but the outbox holds all of
+it. ``release_speculative`` sends it once the turn is confirmed (as if it had been created
+then); ``discard_speculative`` drops it without a single wire event if the user goes on.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from realtime.conversation import AssistantItem
-from realtime.engines.base import EngineSession
+from realtime.conversation import AssistantItem, UserAudioItem
+from realtime.engines.base import EngineSession, InputTranscription
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
@@ -42,6 +47,9 @@ class ActiveResponse:
     metadata: dict[str, str] | None
     task: asyncio.Task[None] | None = None
     speech_started_at: float | None = None
+    speculative_turn: UserAudioItem | None = None
+    """Set while the response is speculative: the user turn it answers, not yet committed."""
+    held_transcriptions: list[InputTranscription] = field(default_factory=list)
 
 
 class ResponseManager:
@@ -52,6 +60,7 @@ class ResponseManager:
         conversation: ConversationLog,
         engine: EngineSession,
         config: Callable[[], SessionConfig],
+        on_active_changed: Callable[[bool, bool], None] = lambda active, completed: None,
     ) -> None:
         self._services = services
         self._settings = services.settings
@@ -61,6 +70,9 @@ class ResponseManager:
         self._config = config
         self.active: ActiveResponse | None = None
         self._sent_audio_ms: dict[str, float] = {}
+        self._on_active_changed = on_active_changed
+        """Called with (True, False) when a response goes on the wire, and with (False,
+        completed) when it ends."""
 
     def sent_audio_ms(self, item_id: str) -> float:
         """How much reply audio of ``item_id`` left the outbox before its response ended."""
@@ -69,8 +81,15 @@ class ResponseManager:
     # -- creating --------------------------------------------------------------------------
 
     def create(
-        self, params: ce.ResponseParams | None, timings: TurnTimings, *, event_id: str | None
+        self,
+        params: ce.ResponseParams | None,
+        timings: TurnTimings,
+        *,
+        event_id: str | None,
+        speculative_turn: UserAudioItem | None = None,
     ) -> None:
+        """Start a response. With ``speculative_turn`` (the user's turn as it would be
+        committed), it runs held back until ``release_speculative``."""
         if self.active is not None:
             raise ProtocolError(
                 "conversation_already_has_active_response",
@@ -97,8 +116,13 @@ class ResponseManager:
                 "session.speaking.policy",
                 event_id,
             )
-        plan = self._plan(params, config, speaks=modalities == ["audio"])
+        plan = self._plan(
+            params, config, speaks=modalities == ["audio"], extra_item=speculative_turn
+        )
         timings.mark("response_created")
+        if speculative_turn is not None:
+            self._outbox.hold(plan.response_id)
+        rid = plan.response_id
         responder = Responder(
             plan,
             engine=self._engine,
@@ -106,10 +130,18 @@ class ResponseManager:
             tts=self._services.tts,
             outbox=self._outbox,
             timings=timings,
-            on_transcription=self._conversation.add_transcription,
+            on_transcription=lambda transcription: self._on_transcription(rid, transcription),
         )
         active = ActiveResponse(plan, responder, timings, policy.name, params.metadata)
+        active.speculative_turn = speculative_turn
         self.active = active
+        if speculative_turn is None:
+            self._announce(active)
+        active.task = asyncio.create_task(self._run(active), name=rid)
+
+    def _announce(self, active: ActiveResponse) -> None:
+        """The response goes into the history and its opening events onto the wire."""
+        plan = active.plan
         previous = self._conversation.append_reply(plan.item)
         rid, item_id = plan.response_id, plan.item.id
         self._outbox.send_now(ev.response_created(self._response_object(active, "in_progress")))
@@ -117,10 +149,73 @@ class ResponseManager:
         self._outbox.send_now(ev.item_added(wire_item, previous))
         self._outbox.send_now(ev.output_item_added(rid, wire_item))
         self._outbox.send_now(ev.content_part_added(rid, item_id, _part(active, "")))
-        active.task = asyncio.create_task(self._run(active), name=rid)
+        self._on_active_changed(True, False)
+
+    def _on_transcription(self, response_id: str, transcription: InputTranscription) -> None:
+        active = self.active
+        if active is not None and active.plan.response_id == response_id and (
+            active.speculative_turn is not None
+        ):
+            active.held_transcriptions.append(transcription)
+        else:
+            self._conversation.add_transcription(transcription)
+
+    @property
+    def speculative(self) -> ActiveResponse | None:
+        active = self.active
+        return active if active is not None and active.speculative_turn is not None else None
+
+    def release_speculative(self, timings: TurnTimings) -> None:
+        """The turn it answers is committed: send the speculative response, from its start.
+
+        Its opening events go out first, then everything it produced meanwhile, in order.
+        ``timings`` carries the turn's end marks; the response's own marks are kept.
+        """
+        active = self.speculative
+        assert active is not None
+        active.speculative_turn = None
+        own = active.timings
+        own.marks["speculative_start"] = own.marks.pop("response_created")
+        for stage, at in timings.marks.items():
+            own.mark(stage, at)
+        own.silence_window_ms = timings.silence_window_ms
+        own.speech_end_audio_ms = timings.speech_end_audio_ms
+        own.mark("response_created")
+        self._announce(active)
+        self._outbox.release(active.plan.response_id)
+        for transcription in active.held_transcriptions:
+            self._conversation.add_transcription(transcription)
+        active.held_transcriptions.clear()
+        self._services.metrics.speculative_responses_total.labels(outcome="released").inc()
+
+    def discard_speculative(self) -> None:
+        """The user went on: drop the speculative response; the client never hears of it."""
+        active = self.speculative
+        if active is None:
+            return
+        self.active = None
+        self._outbox.cancel(active.plan.response_id)
+        self._outbox.forget(active.plan.response_id)
+        if active.task is not None:
+            active.task.cancel()
+        self._services.metrics.speculative_responses_total.labels(outcome="discarded").inc()
+
+    def pause(self) -> None:
+        """Hold the active reply's audio where it is (speech over it, not yet judged)."""
+        if self.active is not None:
+            self._outbox.pause(self.active.plan.response_id)
+
+    def resume(self) -> None:
+        if self.active is not None:
+            self._outbox.resume(self.active.plan.response_id)
 
     def _plan(
-        self, params: ce.ResponseParams, config: SessionConfig, *, speaks: bool
+        self,
+        params: ce.ResponseParams,
+        config: SessionConfig,
+        *,
+        speaks: bool,
+        extra_item: UserAudioItem | None = None,
     ) -> ResponsePlan:
         settings = self._settings
         max_output = params.max_output_tokens or config.max_output_tokens
@@ -132,6 +227,7 @@ class ResponseManager:
         )
         request = self._conversation.engine_request(
             config.instructions if params.instructions is None else params.instructions,
+            extra=extra_item,
             max_tokens=None if max_output == "inf" else int(max_output),
             reasoning_budget=budget,
         )
@@ -169,6 +265,11 @@ class ResponseManager:
             outcome = ResponseOutcome("failed", "internal_error", f"internal error: {exc}")
         if self.active is not active:
             return
+        if outcome.status == "failed" and active.speculative_turn is not None:
+            log.info("speculative response failed (%s); the confirmed turn starts afresh",
+                     outcome.error_message)  # fmt: skip
+            self.discard_speculative()
+            return
         if outcome.status == "failed":
             code = outcome.error_code or "error"
             self._services.metrics.errors_total.labels(code=code).inc()
@@ -196,6 +297,7 @@ class ResponseManager:
                 self.active = None
             active.timings.mark("response_done")
             self._observe(active, "completed")
+            self._on_active_changed(False, True)
             return ev.response_done(self._response_object(active, "completed", [wire_item]))
 
         self._outbox.enqueue_built_on_send(rid, response_done)
@@ -204,6 +306,9 @@ class ResponseManager:
         """Stop the active response now (a no-op when there is none)."""
         active = self.active
         if active is None:
+            return
+        if active.speculative_turn is not None:
+            self.discard_speculative()
             return
         self.active = None
         plan = active.plan
@@ -233,6 +338,7 @@ class ResponseManager:
                 self._response_object(active, "cancelled", [wire_item], status_details=details)
             )
         )
+        self._on_active_changed(False, False)
 
     async def aclose(self) -> None:
         active, self.active = self.active, None

@@ -11,6 +11,8 @@ from realtime.protocol.session_config import SessionConfig
 from realtime.server.metrics import ServiceMetrics
 from realtime.session.outbox import Outgoing
 from realtime.speaking.base import SpeakingPolicy
+from realtime.turns.end_of_turn import TurnScorer
+from realtime.turns.input import TurnSettings
 from realtime.turns.vad import VadBatcher
 from tts.base import TextToSpeech
 
@@ -35,9 +37,8 @@ class SessionSettings:
     frame_ms: int = 20
     audio_lead_ms: float = 200.0
     max_buffered_reply_ms: float = 2000.0
-    speech_pad_ms: int = 100
     incremental_prefill: bool = True
-    prefill_chunk_s: float = 2.0
+    turns: TurnSettings = field(default_factory=TurnSettings)
     default_policy: str = "after-think"
     # Mind-Paced Speaking: reasoning tokens per formulation segment (Tc), the first one
     # (None: Tc), and reply tokens per articulation (Tr); session.speaking overrides them.
@@ -66,4 +67,6 @@ class SessionServices:
     policies: Mapping[str, SpeakingPolicy]
     metrics: ServiceMetrics
     settings: SessionSettings
+    turn_scorer: TurnScorer | None = None
+    """semantic_vad's turn-completion model (Smart Turn); None: semantic_vad is refused."""
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,11 +1,12 @@
-"""A client session: client events and audio in, turns and responses out through the outbox.
+"""A client session: protocol dispatch and the wiring between its parts.
 
-Where a frame of input audio goes: ``append_audio`` resamples it to 16 kHz and appends it
-to the input buffer, then hands it to the VAD loop, which runs silero (batched with every
-other session by the app's ``VadBatcher``) and the turn detector. Speech start may barge in
-on the response being played; while the user speaks, the turn is cut into chunks that the
-engine prefills (listen while thinking); speech stop commits the turn and creates a
-response, which a ``Responder`` runs until its audio is in the outbox.
+Where a frame of input audio goes: ``append_audio`` hands it to the session's ``TurnInput``
+(``realtime/turns/``: resampling, the VAD, the end of the turn, interruptions), which tells
+the session what happened through turn events. The session turns those into wire events and
+actions: a barge-in cancels the response being played, a short burst of speech over it only
+pauses it, a candidate end of the turn may start a speculative reply, and the end of a turn
+commits it and creates a response, which a ``Responder`` runs until its audio is in the
+outbox.
 """
 
 from __future__ import annotations
@@ -18,34 +19,36 @@ from typing import Any
 
 import numpy as np
 
+from realtime.conversation import UserAudioItem
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig, apply_session_update
 from realtime.session.conversation_log import ConversationLog
-from realtime.session.input_buffer import InputAudioBuffer, InputBufferFull
-from realtime.session.listening import TurnInProgress, audio_item_from_pcm
 from realtime.session.outbox import Outbox, OutboxClosed
 from realtime.session.responses import ResponseManager
 from realtime.session.services import SessionServices, TransportSink
 from realtime.session.timings import TurnTimings
-from realtime.turns.turn_detector import (
-    SpeechStarted,
-    SpeechStopped,
-    TurnDetectionParams,
-    TurnDetector,
+from realtime.turns.audio_buffer import InputBufferFull
+from realtime.turns.input import (
+    IdleTimeout,
+    ReplyPaused,
+    ReplyResumed,
+    TurnChunkClosed,
+    TurnContinues,
+    TurnEnded,
+    TurnEvent,
+    TurnInput,
+    TurnMayEnd,
+    UserSpeechStarted,
 )
-from realtime.turns.vad import levels_db
 from tokenizer import ENGINE_SAMPLE_RATE
-from tokenizer.chunking import MAX_ENGINE_CHUNK_S
 from tokenizer.pcm import AudioFormatError, pcm16_from_base64
-from tokenizer.resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
 _MIN_COMMIT_MS = 100
 _SAMPLES_PER_MS = ENGINE_SAMPLE_RATE // 1000
-_LEVEL_PART_SAMPLES = 32  # 2 ms, as the VAD's per-chunk levels
 
 
 class Session:
@@ -72,21 +75,27 @@ class Session:
         )
         self.outbox = Outbox(self.config.output_rate, lead_ms=self._settings.audio_lead_ms)
         self.conversation = ConversationLog(self.outbox)
-        self._buffer = InputAudioBuffer(int(self._settings.max_input_buffer_s * ENGINE_SAMPLE_RATE))
-        self._resampler: StreamResampler | None = None
-        self._vad_stream = services.vad.open_stream()
-        self._detector = TurnDetector(self._turn_params(), ENGINE_SAMPLE_RATE)
-        self._vad_queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
-        self._vad_ignore_before = 0
-        self._vad_done_until = 0
-        self._speech_started_at: float | None = None
-        self._turn: TurnInProgress | None = None
+        self.input = TurnInput(
+            services.vad,
+            self,
+            settings=self._settings.turns,
+            capacity_samples=int(self._settings.max_input_buffer_s * ENGINE_SAMPLE_RATE),
+            scorer=services.turn_scorer,
+        )
+        self.input.configure(self.config.audio.input.turn_detection)
         self._engine = services.engine.open_session()
         self.responses = ResponseManager(
-            services, self.outbox, self.conversation, self._engine, lambda: self.config
+            services,
+            self.outbox,
+            self.conversation,
+            self._engine,
+            lambda: self.config,
+            on_active_changed=self._on_response_active_changed,
         )
+        self._speech_started_at: float | None = None
         self._prefill_task: asyncio.Task[None] | None = None
         self._prefill_again = False
+        self._pending_snapshot: UserAudioItem | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._closed = False
 
@@ -95,10 +104,8 @@ class Session:
     async def start(self) -> None:
         self._services.metrics.sessions_total.labels(transport=self._sink.name).inc()
         self._services.metrics.sessions_active.labels(transport=self._sink.name).inc()
-        self._tasks = [
-            asyncio.create_task(self._send_loop(), name=f"{self.config.id}-send"),
-            asyncio.create_task(self._vad_loop(), name=f"{self.config.id}-vad"),
-        ]
+        self._tasks = [asyncio.create_task(self._send_loop(), name=f"{self.config.id}-send")]
+        self.input.start(self.config.id)
         self.outbox.send_now(ev.session_created(self.config.wire()))
 
     async def close(self) -> None:
@@ -106,10 +113,10 @@ class Session:
             return
         self._closed = True
         self._services.metrics.sessions_active.labels(transport=self._sink.name).dec()
-        self._abandon_turn()
+        self._stop_prefill()
+        await self.input.aclose()
         await self.responses.aclose()
         self.outbox.close()
-        self._vad_stream.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -127,14 +134,8 @@ class Session:
 
     def append_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Input audio from any transport: mono int16 at ``sample_rate``."""
-        if self._resampler is None or self._resampler.in_rate != sample_rate:
-            # soxr's LQ holds back about 11 ms (a sawtooth up to 20 ms) where MQ and HQ hold
-            # about 21 ms, and still passes everything up to 7.3 kHz: ample for speech going
-            # to VAD, ASR and engine.
-            self._resampler = StreamResampler(sample_rate, ENGINE_SAMPLE_RATE, quality="LQ")
-        pcm16k = self._resampler.process(pcm)
         try:
-            self._buffer.append(pcm16k)
+            self.input.append(pcm, sample_rate)
         except InputBufferFull:
             raise ProtocolError(
                 "input_audio_buffer_full",
@@ -142,8 +143,6 @@ class Session:
                 " commit or clear it before appending more",
                 "audio",
             ) from None
-        if self.config.audio.input.turn_detection is not None and len(pcm16k):
-            self._vad_queue.put_nowait(pcm16k)
 
     def _dispatch(self, event: ce.ClientEvent) -> None:
         match event:
@@ -162,9 +161,9 @@ class Session:
             case ce.InputAudioBufferCommit(event_id=event_id):
                 self._commit_buffer(event_id)
             case ce.InputAudioBufferClear():
-                self._abandon_turn()
-                self._skip_vad_until(self._buffer.end)
-                self._buffer.clear()
+                self._stop_prefill()
+                self.responses.discard_speculative()
+                self.input.clear()
                 self.outbox.send_now(ev.cleared())
             case ce.ConversationItemCreate():
                 self.conversation.create(event, self.config.input_rate)
@@ -179,10 +178,15 @@ class Session:
                     self.responses.cancel("client_cancelled")
                 self.conversation.truncate(event, self.responses.sent_audio_ms(item_id))
             case ce.ResponseCreate(response=params, event_id=event_id):
+                self.responses.discard_speculative()
                 self.responses.create(params, TurnTimings(), event_id=event_id)
             case ce.ResponseCancel(response_id=response_id, event_id=event_id):
                 active = self.responses.active
-                if active is None or (response_id and response_id != active.plan.response_id):
+                if (
+                    active is None
+                    or active.speculative_turn is not None
+                    or (response_id and response_id != active.plan.response_id)
+                ):
                     raise ProtocolError(
                         "response_cancel_not_active",
                         "there is no active response to cancel"
@@ -192,7 +196,8 @@ class Session:
                     )
                 self.responses.cancel("client_cancelled")
             case ce.OutputAudioBufferClear():
-                self.responses.cancel("client_cancelled")
+                if self.responses.speculative is None:
+                    self.responses.cancel("client_cancelled")
 
     def _report(self, err: ProtocolError) -> None:
         self._services.metrics.errors_total.labels(code=err.code).inc()
@@ -202,143 +207,119 @@ class Session:
 
     def _update_session(self, patch: dict[str, Any], event_id: str | None) -> None:
         updated = apply_session_update(self.config, patch, event_id)
-        vad_was_on = self.config.audio.input.turn_detection is not None
         self.config = updated
         self.outbox.sample_rate = updated.output_rate
-        self._detector.params = self._turn_params()
-        if vad_was_on and updated.audio.input.turn_detection is None:
-            self._abandon_turn()
-            self._detector.reset()
-            self._skip_vad_until(self._buffer.end)
+        self.input.configure(updated.audio.input.turn_detection)
+        if updated.audio.input.turn_detection is None:
+            self._stop_prefill()
+            self.responses.discard_speculative()
         self.outbox.send_now(ev.session_updated(updated.wire()))
 
-    def _turn_params(self) -> TurnDetectionParams:
-        vad = self.config.audio.input.turn_detection
-        if vad is None:
-            return TurnDetectionParams()
-        return TurnDetectionParams(
-            threshold=vad.threshold,
-            prefix_padding_ms=vad.prefix_padding_ms,
-            silence_duration_ms=vad.silence_duration_ms,
-        )
+    # -- turn events ---------------------------------------------------------------------
 
-    # -- VAD and turns -----------------------------------------------------------------
+    def on_turn_event(self, event: TurnEvent) -> None:
+        """What the input side decided; called in order from its VAD loop."""
+        match event:
+            case UserSpeechStarted():
+                self._on_speech_started(event)
+            case ReplyPaused():
+                self._speech_started_at = time.monotonic()
+                self.responses.pause()
+            case ReplyResumed():
+                self._services.metrics.false_interruptions_total.inc()
+                self.responses.resume()
+            case TurnChunkClosed(snapshot=snapshot):
+                self._schedule_prefill(snapshot)
+            case TurnMayEnd(item=item):
+                self._start_speculative(item)
+            case TurnContinues():
+                self.responses.discard_speculative()
+            case TurnEnded():
+                self._on_turn_ended(event)
+            case IdleTimeout():
+                self._on_idle_timeout(event)
 
-    async def _vad_loop(self) -> None:
-        while True:
-            pcm = await self._vad_queue.get()
-            try:
-                results = await self._vad_stream.process(pcm)
-            except Exception:
-                if self._closed:
-                    return
-                raise
-            for result in results:
-                self._vad_done_until = result.end_sample
-                if result.end_sample <= self._vad_ignore_before:
-                    continue
-                if self.config.audio.input.turn_detection is None:
-                    continue
-                for turn_event in self._detector.update(result):
-                    if isinstance(turn_event, SpeechStarted):
-                        self._on_speech_started(turn_event)
-                    else:
-                        self._on_speech_stopped(turn_event)
-                if self._turn is not None and self._turn.feed(self._buffer, result.end_sample):
-                    self._schedule_prefill()
-            if self._turn is not None and self._vad_queue.empty():
-                self._check_quiet_tail()
-            if self._turn is None:
-                keep = self._turn_params().prefix_padding_ms * _SAMPLES_PER_MS
-                self._buffer.drop_before(self._vad_done_until - keep)
+    def _on_response_active_changed(self, active: bool, completed: bool) -> None:
+        if active:
+            self.input.reply_started()
+        else:
+            self.input.reply_ended(completed=completed)
 
-    def _check_quiet_tail(self) -> None:
-        """Let the silence window end inside the VAD chunk still being received.
-
-        The tail is everything received after the last scored chunk: the 16 kHz audio not yet
-        scored, then the input the resampler still holds back (about 11 ms on average for
-        soxr's LQ, in a sawtooth up to 20 ms), judged at its own rate.
-        """
-        tail_start = max(self._vad_done_until, self._buffer.start)
-        tail = self._buffer.slice(tail_start, self._buffer.end)
-        levels = levels_db(tail, _LEVEL_PART_SAMPLES)
-        tail_end = self._buffer.end
-        resampler = self._resampler
-        if resampler is not None and len(held := resampler.held_input()):
-            levels += levels_db(held, len(held))
-            tail_end += round(len(held) * ENGINE_SAMPLE_RATE / resampler.in_rate)
-        if not levels:
-            return
-        for turn_event in self._detector.update_tail(tail_end, levels):
-            if isinstance(turn_event, SpeechStopped):
-                self._on_speech_stopped(turn_event)
-
-    def _skip_vad_until(self, sample: int) -> None:
-        self._vad_ignore_before = sample
-        self._detector.reset()
-
-    def _on_speech_started(self, started: SpeechStarted) -> None:
-        params = self._turn_params()
-        start = max(
-            started.start_sample - params.prefix_padding_ms * _SAMPLES_PER_MS,
-            self._buffer.start,
-            self._vad_ignore_before,
-        )
-        item_id = ev.new_id("item")
-        self._speech_started_at = time.monotonic()
-        self.outbox.send_now(ev.speech_started(start // _SAMPLES_PER_MS, item_id))
-        vad = self.config.audio.input.turn_detection
+    def _on_speech_started(self, started: UserSpeechStarted) -> None:
+        if not started.interrupting:
+            self._speech_started_at = time.monotonic()
+        self.responses.discard_speculative()
+        self.outbox.send_now(ev.speech_started(started.audio_start_ms, started.item_id))
         active = self.responses.active
-        if active is not None and vad is not None and vad.interrupt_response:
+        if started.interrupting and active is not None:
             active.speech_started_at = self._speech_started_at
             self.responses.cancel("turn_detected")
-        self._turn = TurnInProgress(item_id, start, self._settings.prefill_chunk_s)
 
-    def _on_speech_stopped(self, stopped: SpeechStopped) -> None:
-        turn = self._turn
-        if turn is None:
-            return
+    def _on_turn_ended(self, ended: TurnEnded) -> None:
+        self._stop_prefill()
         timings = TurnTimings()
         timings.mark("speech_stopped")
-        params = self._turn_params()
-        timings.silence_window_ms = float(params.silence_duration_ms)
-        timings.speech_end_audio_ms = stopped.end_sample / _SAMPLES_PER_MS
-        end = min(stopped.end_sample + self._settings.speech_pad_ms * _SAMPLES_PER_MS,
-                  self._buffer.end)  # fmt: skip
-        self.outbox.send_now(ev.speech_stopped(stopped.end_sample // _SAMPLES_PER_MS, turn.item.id))
-        item = turn.finish(self._buffer, end)
-        self._turn = None
-        self._buffer.drop_before(end)
-        self._services.metrics.turns_total.labels(source="server_vad").inc()
-        self.conversation.commit_user_audio(item)
-        vad = self.config.audio.input.turn_detection
-        if vad is not None and vad.create_response:
-            if self.responses.active is None:
-                self.responses.create(None, timings, event_id=None)
-            else:
-                log.info("speech stopped while a response is active; not creating another")
+        timings.silence_window_ms = ended.silence_ms
+        timings.speech_end_audio_ms = ended.speech_end_ms
+        item = ended.item
+        self.outbox.send_now(ev.speech_stopped(int(ended.speech_end_ms), item.id))
+        self._commit_turn(item, ended.reason)
+        self._respond(item, timings)
 
-    def _abandon_turn(self) -> None:
-        self._turn = None
-        if self._prefill_task is not None:
-            self._prefill_task.cancel()
-            self._prefill_task = None
+    def _on_idle_timeout(self, idle: IdleTimeout) -> None:
+        item = idle.item
+        self.outbox.send_now(ev.timeout_triggered(idle.audio_start_ms, idle.audio_end_ms, item.id))
+        self._commit_turn(item, "idle_timeout")
+        self._respond(item, TurnTimings())
+
+    def _commit_turn(self, item: UserAudioItem, source: str) -> None:
+        self._services.metrics.turns_total.labels(source=source).inc()
+        self.conversation.commit_user_audio(item)
+
+    def _respond(self, item: UserAudioItem, timings: TurnTimings) -> None:
+        """After a committed turn: release the speculative reply made for exactly this turn,
+        or create one."""
+        speculative = self.responses.speculative
+        if speculative is not None:
+            if speculative.speculative_turn is not None and _same_audio(
+                speculative.speculative_turn, item
+            ):
+                self.responses.release_speculative(timings)
+                return
+            self.responses.discard_speculative()
+        vad = self.config.audio.input.turn_detection
+        if vad is None or not vad.create_response:
+            return
+        if self.responses.active is None:
+            self.responses.create(None, timings, event_id=None)
+        else:
+            log.info("turn ended while a response is active; not creating another")
+
+    def _start_speculative(self, item: UserAudioItem) -> None:
+        vad = self.config.audio.input.turn_detection
+        if vad is None or not vad.create_response or self.responses.active is not None:
+            return
+        try:
+            self.responses.create(None, TurnTimings(), event_id=None, speculative_turn=item)
+        except ProtocolError as err:
+            log.info("no speculative reply: %s", err.message)
 
     # -- listen while thinking -----------------------------------------------------------
 
-    def _schedule_prefill(self) -> None:
+    def _schedule_prefill(self, snapshot: UserAudioItem) -> None:
         if not self._settings.incremental_prefill:
             return
+        self._pending_snapshot = snapshot
         if self._prefill_task is not None and not self._prefill_task.done():
             self._prefill_again = True
             return
         self._prefill_task = asyncio.create_task(self._prefill_loop())
 
     async def _prefill_loop(self) -> None:
-        while self._turn is not None:
+        while True:
             self._prefill_again = False
             request = self.conversation.engine_request(
-                self.config.instructions, extra=self._turn.snapshot(), max_tokens=1
+                self.config.instructions, extra=self._pending_snapshot, max_tokens=1
             )
             try:
                 await self._engine.prefill(request)
@@ -350,14 +331,17 @@ class Session:
             if not self._prefill_again:
                 return
 
+    def _stop_prefill(self) -> None:
+        if self._prefill_task is not None:
+            self._prefill_task.cancel()
+            self._prefill_task = None
+
     # -- conversation ------------------------------------------------------------------
 
     def _commit_buffer(self, event_id: str | None) -> None:
-        """``input_audio_buffer.commit``: the buffered audio becomes a user item. During a
-        turn the VAD is following, the turn's chunks are kept as they are, so the engine's
-        listen-while-thinking prefills still match the final request."""
-        turn = self._turn
-        held = self._buffer.end - (turn.start_sample if turn else self._buffer.start)
+        """``input_audio_buffer.commit``: the buffered audio (or the turn in progress) becomes
+        a user item."""
+        held = self.input.held_samples()
         if held < _MIN_COMMIT_MS * _SAMPLES_PER_MS:
             raise ProtocolError(
                 "input_audio_buffer_commit_empty",
@@ -366,17 +350,9 @@ class Session:
                 None,
                 event_id,
             )
-        if turn is not None:
-            item = turn.finish(self._buffer, self._buffer.end)
-            self._turn = None
-        else:
-            audio = self._buffer.slice(self._buffer.start, self._buffer.end)
-            item = audio_item_from_pcm(ev.new_id("item"), audio, MAX_ENGINE_CHUNK_S)
-        self._abandon_turn()
-        self._skip_vad_until(self._buffer.end)
-        self._buffer.clear()
-        self._services.metrics.turns_total.labels(source="commit").inc()
-        self.conversation.commit_user_audio(item)
+        self._stop_prefill()
+        self.responses.discard_speculative()
+        self._commit_turn(self.input.commit(), "commit")
 
     # -- output --------------------------------------------------------------------------
 
@@ -385,3 +361,9 @@ class Session:
             while True:
                 item = await self.outbox.get()
                 await self._sink.deliver(item)
+
+
+def _same_audio(a: UserAudioItem, b: UserAudioItem) -> bool:
+    return len(a.chunks) == len(b.chunks) and all(
+        np.array_equal(x, y) for x, y in zip(a.chunks, b.chunks, strict=True)
+    )

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# The stages in the order a turn passes them. ``speech_stopped`` is when the VAD declared
-# the end of the turn (after its silence window); ``first_audio_sent`` is when the first
-# reply frame left the outbox.
+# The stages in the order a turn passes them. ``speculative_start`` is when a speculative
+# reply began at a candidate end of the turn (before the turn was final); ``speech_stopped``
+# is when the end of the turn was decided; ``first_audio_sent`` is when the first reply frame
+# left the outbox.
 STAGES = (
+    "speculative_start",
     "speech_stopped",
     "response_created",
     "engine_request_sent",

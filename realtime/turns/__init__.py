@@ -1,1 +1,2 @@
-"""Voice activity detection (silero-vad on ONNX, batched across sessions) and turn-taking."""
+"""Turn-taking: voice activity (silero-vad) and end-of-turn scores (Smart Turn), both ONNX
+models batched across sessions off the event loop, and the turn detector."""

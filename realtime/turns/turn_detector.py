@@ -107,6 +107,13 @@ class TurnDetector:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    @property
+    def pause_start(self) -> int | None:
+        """In speech and silent now: where the voice ended (refined), else None."""
+        if not self._in_speech or self._silence_start is None:
+            return None
+        return self._voice_end if self._voice_end is not None else self._silence_start
+
     def reset(self) -> None:
         """Back to idle, forgetting any voiced or silence run; emits nothing."""
         self._in_speech = False

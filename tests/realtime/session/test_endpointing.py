@@ -11,7 +11,7 @@ import pytest
 
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
-from realtime.turns.silero import SILERO_CHUNK_SAMPLES
+from realtime.turns.input import TurnSettings
 from tests.realtime.session.support import RecordingSink, append, session_services, until
 from tests.support.speech import silence, synthesize
 
@@ -26,19 +26,8 @@ SENTENCES = (
 
 @pytest.fixture(scope="module")
 async def services() -> AsyncIterator[SessionServices]:
-    async with session_services(SessionSettings()) as s:
+    async with session_services(SessionSettings(turns=TurnSettings(speculative_start=False))) as s:
         yield s
-
-
-def vad_caught_up(session: Session) -> bool:
-    """Every appended sample reached the VAD, every whole chunk was scored, and the session
-    has acted on the results (it does so without yielding once a result arrives)."""
-    stream = session._vad_stream
-    return (
-        session._vad_queue.empty()
-        and stream.position == session._buffer.end
-        and session._vad_done_until == stream.position - stream.position % SILERO_CHUNK_SAMPLES
-    )
 
 
 async def stop_position_ms(session: Session, sink: RecordingSink, pcm: np.ndarray, rate: int
@@ -48,7 +37,7 @@ async def stop_position_ms(session: Session, sink: RecordingSink, pcm: np.ndarra
     frame = rate * FRAME_MS // 1000
     for start in range(0, len(pcm), frame):
         await append(session, pcm[start : start + frame])
-        await until(lambda: vad_caught_up(session), timeout_s=10.0, poll_s=0.001)
+        await until(lambda: session.input.caught_up, timeout_s=10.0, poll_s=0.001)
         stopped = [e for e in sink.events if e["type"] == "input_audio_buffer.speech_stopped"]
         if stopped:
             return 1000.0 * min(start + frame, len(pcm)) / rate, stopped[0]["audio_end_ms"]

@@ -13,6 +13,7 @@ from realtime.conversation import UserAudioItem
 from realtime.engines.base import EngineRequest
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
+from realtime.turns.input import TurnSettings
 from tests.realtime.session.support import RecordingSink, feed, session_services, until
 from tests.support.speech import silence, synthesize
 
@@ -22,7 +23,9 @@ SPEECH = "One two three four five six seven eight nine ten, and then some more w
 
 @pytest.fixture
 async def services() -> AsyncIterator[SessionServices]:
-    async with session_services(SessionSettings(prefill_chunk_s=1.0, audio_lead_ms=10_000)) as s:
+    async with session_services(
+        SessionSettings(turns=TurnSettings(prefill_chunk_s=1.0), audio_lead_ms=10_000)
+    ) as s:
         yield s
 
 

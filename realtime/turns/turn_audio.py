@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from realtime.conversation import UserAudioItem
-from realtime.session.input_buffer import InputAudioBuffer
+from realtime.turns.audio_buffer import InputAudioBuffer
 from tokenizer.chunking import SpeechChunker, split_for_engine
 
 
@@ -45,6 +47,13 @@ class TurnInProgress:
                 self.item.chunks.append(rest)
         self.item.complete = True
         return self.item
+
+    def preview(self, buffer: InputAudioBuffer, end_sample: int) -> UserAudioItem:
+        """What ``finish(buffer, end_sample)`` would return, leaving this turn as it is."""
+        clone = copy.copy(self)
+        clone.item = UserAudioItem(id=self.item.id, chunks=list(self.item.chunks), complete=False)
+        clone._chunker = self._chunker.copy()
+        return clone.finish(buffer, end_sample)
 
     def snapshot(self) -> UserAudioItem:
         """The turn so far, as the engine should see it for a prefill."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from realtime.session.input_buffer import InputAudioBuffer, InputBufferFull
+from realtime.turns.audio_buffer import InputAudioBuffer, InputBufferFull
 
 
 def ramp(start: int, n: int) -> np.ndarray:
@@ -34,3 +34,24 @@ def test_full_buffer_rejects_the_append_and_keeps_what_it_had() -> None:
     with pytest.raises(InputBufferFull):
         buffer.append(ramp(90, 20))
     assert len(buffer) == 90
+
+
+def test_many_small_appends_and_trims_keep_every_sample_in_place() -> None:
+    buffer = InputAudioBuffer(capacity_samples=50_000)
+    for step in range(2_000):
+        buffer.append(ramp(buffer.end % 7_000, 7))  # sample i holds (i - i % 7) % 7000 + i % 7
+        if step % 13 == 0:
+            buffer.drop_before(buffer.end - 500)
+    assert len(buffer) == buffer.end - buffer.start <= 500 + 13 * 7
+    expected = [(i - i % 7) % 7_000 + i % 7 for i in range(buffer.start, buffer.end)]
+    assert buffer.slice(buffer.start, buffer.end).tolist() == expected
+
+
+def test_a_slice_is_a_copy_that_later_appends_do_not_change() -> None:
+    buffer = InputAudioBuffer(capacity_samples=100_000)
+    buffer.append(ramp(0, 100))
+    kept = buffer.slice(0, 100)
+    for start in range(100, 60_000, 1000):
+        buffer.append(ramp(start % 30_000, 1000))
+    buffer.drop_before(59_000)
+    assert kept.tolist() == list(range(100))

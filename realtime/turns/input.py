@@ -1,0 +1,528 @@
+"""A session's input side: audio frames in, turn events out.
+
+Where a frame goes: ``ResampleStage`` (client rate → 16 kHz) → the 16 kHz ``AudioStage``
+chain (room for echo cancellation and noise suppression) → the ``InputAudioBuffer`` → the
+VAD loop: silero (batched with every other session by the app's ``VadBatcher``) → the
+``TurnDetector`` (speech start, pauses, the silence window) → the end-of-turn decision
+(``end_of_turn``: a candidate pause, Smart Turn's score for semantic_vad, the longest
+silence) and, while a reply plays, the interruption rule (``interruption``). While the user
+speaks, the turn is cut into chunks the engine can prefill (listen while thinking).
+
+The session learns what happened from ``TurnEvent`` objects, delivered in order to its
+``TurnListener``; it never reaches into this object's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from realtime.conversation import UserAudioItem
+from realtime.protocol.server_events import new_id
+from realtime.protocol.session_config import SemanticVad, ServerVad
+from realtime.turns.audio_buffer import InputAudioBuffer
+from realtime.turns.end_of_turn import EndOfTurnTiming, TurnScorer, end_of_turn_timing
+from realtime.turns.interruption import InterruptionParams, SuspectedInterruption, Verdict
+from realtime.turns.silero import SILERO_CHUNK_SAMPLES
+from realtime.turns.stages import AudioStage, ResampleStage
+from realtime.turns.turn_audio import TurnInProgress, audio_item_from_pcm
+from realtime.turns.turn_detector import (
+    SpeechStarted,
+    SpeechStopped,
+    TurnDetectionParams,
+    TurnDetector,
+)
+from realtime.turns.vad import VadBatcher, VadChunkResult, levels_db
+from tokenizer import ENGINE_SAMPLE_RATE
+from tokenizer.chunking import MAX_ENGINE_CHUNK_S
+
+log = logging.getLogger(__name__)
+
+_SAMPLES_PER_MS = ENGINE_SAMPLE_RATE // 1000
+_LEVEL_PART_SAMPLES = 32  # 2 ms, as the VAD's per-chunk levels
+_SMART_TURN_WINDOW_S = 8
+
+TurnDetection = ServerVad | SemanticVad
+EndReason = Literal["silence", "semantic", "max_silence"]
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """Server-side knobs of every session's input side."""
+
+    speech_pad_ms: int = 100
+    """Audio kept after the end of speech in the committed turn."""
+    prefill_chunk_s: float = 2.0
+    """Listen while thinking: close a chunk for the engine every this many seconds of speech."""
+    interruption: InterruptionParams = field(default_factory=InterruptionParams)
+    speculative_start: bool = True
+    """Announce candidate ends (``TurnMayEnd``) so that a reply may start before the turn is
+    final."""
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserSpeechStarted:
+    """A turn began at ``audio_start_ms`` (prefix padding included). ``interrupting``: it was
+    speech over a reply, now judged a barge-in."""
+
+    item_id: str
+    audio_start_ms: int
+    interrupting: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyPaused:
+    """Speech started over a reply: hold the reply's audio until the speech is judged."""
+
+
+@dataclass(frozen=True)
+class ReplyResumed:
+    """The speech over the reply was a cough, a click or a backchannel: play on."""
+
+
+@dataclass(frozen=True)
+class TurnChunkClosed:
+    """Another chunk of the turn is ready for the engine to prefill."""
+
+    snapshot: UserAudioItem
+
+
+@dataclass(frozen=True)
+class TurnMayEnd:
+    """A candidate end: ``item`` is the turn exactly as it will be committed if it ends here."""
+
+    item: UserAudioItem
+
+
+@dataclass(frozen=True)
+class TurnContinues:
+    """The user spoke again after a candidate end: the turn goes on."""
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    item: UserAudioItem
+    speech_end_ms: float
+    """Where the voice ended, in the session's input audio."""
+    reason: EndReason
+    silence_ms: float
+    """How much silence the decision waited for."""
+    completion_probability: float | None = None
+
+
+@dataclass(frozen=True)
+class IdleTimeout:
+    """No speech for ``idle_timeout_ms`` after the last reply: ``item`` holds that audio."""
+
+    item: UserAudioItem
+    audio_start_ms: int
+    audio_end_ms: int
+
+
+TurnEvent = (
+    UserSpeechStarted
+    | ReplyPaused
+    | ReplyResumed
+    | TurnChunkClosed
+    | TurnMayEnd
+    | TurnContinues
+    | TurnEnded
+    | IdleTimeout
+)
+
+
+class TurnListener(Protocol):
+    def on_turn_event(self, event: TurnEvent) -> None: ...
+
+
+def new_item_id() -> str:
+    return new_id("item")
+
+
+@dataclass
+class _Candidate:
+    """A pause long enough to be a candidate end, and the state of its scoring."""
+
+    end_sample: int  # where the voice ended
+    next_score_at: int  # sample position at which to ask the model (again)
+    probability: float | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class TurnInput:
+    """One session's input side. ``append`` takes audio; events go to ``listener``."""
+
+    def __init__(
+        self,
+        vad: VadBatcher,
+        listener: TurnListener,
+        *,
+        settings: TurnSettings,
+        capacity_samples: int,
+        scorer: TurnScorer | None = None,
+        stages: Sequence[AudioStage] = (),
+    ) -> None:
+        self.settings = settings
+        self.buffer = InputAudioBuffer(capacity_samples)
+        self._listener = listener
+        self._scorer = scorer
+        self._resample = ResampleStage()
+        self._stages = tuple(stages)
+        self._vad_stream = vad.open_stream()
+        self._detection: TurnDetection | None = None
+        self._timing: EndOfTurnTiming | None = None
+        self._detector = TurnDetector(TurnDetectionParams(), ENGINE_SAMPLE_RATE)
+        self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
+        self._ignore_before = 0
+        self._vad_done_until = 0
+        self._turn: TurnInProgress | None = None
+        self._candidate: _Candidate | None = None
+        self._suspected: SuspectedInterruption | None = None
+        self._reply_active = False
+        self._idle_from: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- public state ------------------------------------------------------------------------
+
+    @property
+    def detection(self) -> TurnDetection | None:
+        return self._detection
+
+    @property
+    def in_turn(self) -> bool:
+        """The VAD is following a turn (speech started, not yet ended)."""
+        return self._turn is not None
+
+    @property
+    def caught_up(self) -> bool:
+        """Every appended sample reached the VAD, every whole chunk was scored, and the
+        results were acted on."""
+        position = self._vad_stream.position
+        return (
+            self._queue.empty()
+            and position == self.buffer.end
+            and self._vad_done_until == position - position % SILERO_CHUNK_SAMPLES
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, name: str) -> None:
+        self._task = asyncio.create_task(self._vad_loop(), name=f"{name}-vad")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._abandon_turn()
+        self._vad_stream.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def configure(self, detection: TurnDetection | None) -> None:
+        """Apply the session's ``turn_detection`` (None: no VAD; turns are committed by hand)."""
+        was_on = self._detection is not None
+        self._detection = detection
+        self._timing = end_of_turn_timing(detection) if detection is not None else None
+        params = TurnDetectionParams()
+        if isinstance(detection, ServerVad):
+            params = TurnDetectionParams(
+                threshold=detection.threshold,
+                prefix_padding_ms=detection.prefix_padding_ms,
+                silence_duration_ms=detection.silence_duration_ms,
+            )
+        elif isinstance(detection, SemanticVad) and self._timing is not None:
+            params = TurnDetectionParams(silence_duration_ms=self._timing.max_silence_ms)
+        self._detector.params = params
+        if was_on and detection is None:
+            self._abandon_turn()
+            self._skip_vad_until(self.buffer.end)
+
+    # -- input -------------------------------------------------------------------------------
+
+    def append(self, pcm: np.ndarray, sample_rate: int) -> None:
+        """Mono int16 at ``sample_rate``. Raises ``InputBufferFull`` (nothing appended)."""
+        pcm16k = self._resample.process(pcm, sample_rate)
+        for stage in self._stages:
+            pcm16k = stage.process(pcm16k)
+        self.buffer.append(pcm16k)
+        if self._detection is not None and len(pcm16k):
+            self._queue.put_nowait(pcm16k)
+
+    def held_samples(self) -> int:
+        """What a commit now would hold: the turn so far, or the whole buffer."""
+        start = self._turn.start_sample if self._turn is not None else self.buffer.start
+        return self.buffer.end - start
+
+    def commit(self) -> UserAudioItem:
+        """``input_audio_buffer.commit``: the buffered audio becomes a user item. During a turn
+        the VAD is following, the turn's chunks are kept as they are, so the engine's
+        listen-while-thinking prefills still match the final request."""
+        turn = self._turn
+        if turn is not None:
+            item = turn.finish(self.buffer, self.buffer.end)
+        else:
+            audio = self.buffer.slice(self.buffer.start, self.buffer.end)
+            item = audio_item_from_pcm(new_item_id(), audio, MAX_ENGINE_CHUNK_S)
+        self.clear()
+        return item
+
+    def clear(self) -> None:
+        self._abandon_turn()
+        self._skip_vad_until(self.buffer.end)
+        self.buffer.clear()
+
+    # -- what the session tells us -----------------------------------------------------------
+
+    def reply_started(self) -> None:
+        self._reply_active = True
+        self._idle_from = None
+
+    def reply_ended(self, *, completed: bool) -> None:
+        """The reply is over; ``completed``: all its audio went out (idle time counts from
+        here)."""
+        self._reply_active = False
+        if self._suspected is not None:
+            self._confirm_interruption()
+        if completed and self._turn is None:
+            self._idle_from = self.buffer.end
+
+    # -- the VAD loop ------------------------------------------------------------------------
+
+    async def _vad_loop(self) -> None:
+        while True:
+            pcm = await self._queue.get()
+            try:
+                results = await self._vad_stream.process(pcm)
+            except Exception:
+                if self._closed:
+                    return
+                raise
+            for result in results:
+                self._vad_done_until = result.end_sample
+                if result.end_sample <= self._ignore_before or self._detection is None:
+                    continue
+                self._on_vad_result(result)
+            if self._turn is not None and self._queue.empty():
+                self._check_quiet_tail()
+            if self._turn is None:
+                keep = self._detector.params.prefix_padding_ms * _SAMPLES_PER_MS
+                self.buffer.drop_before(self._vad_done_until - keep)
+
+    def _on_vad_result(self, result: VadChunkResult) -> None:
+        for event in self._detector.update(result):
+            if isinstance(event, SpeechStarted):
+                self._on_speech_started(event)
+            else:
+                self._on_speech_stopped(event)
+        now = result.end_sample
+        if self._turn is not None and self._turn.feed(self.buffer, now):
+            self._emit(TurnChunkClosed(self._turn.snapshot()))
+        if self._turn is not None:
+            if self._suspected is not None:
+                self._judge_interruption(now)
+            else:
+                self._follow_pause(now)
+        self._check_idle(now)
+
+    def _check_quiet_tail(self) -> None:
+        """Let the silence window end inside the VAD chunk still being received.
+
+        The tail is everything received after the last scored chunk: the 16 kHz audio not yet
+        scored, then the input the resampler still holds back (about 11 ms on average for
+        soxr's LQ, in a sawtooth up to 20 ms), judged at its own rate.
+        """
+        tail_start = max(self._vad_done_until, self.buffer.start)
+        levels = levels_db(self.buffer.slice(tail_start, self.buffer.end), _LEVEL_PART_SAMPLES)
+        tail_end = self.buffer.end
+        held = self._resample.held_input()
+        in_rate = self._resample.in_rate
+        if in_rate is not None and len(held):
+            levels += levels_db(held, len(held))
+            tail_end += round(len(held) * ENGINE_SAMPLE_RATE / in_rate)
+        if not levels:
+            return
+        for event in self._detector.update_tail(tail_end, levels):
+            if isinstance(event, SpeechStopped):
+                self._on_speech_stopped(event)
+
+    # -- speech start and interruptions ------------------------------------------------------
+
+    def _on_speech_started(self, started: SpeechStarted) -> None:
+        params = self._detector.params
+        start = max(
+            started.start_sample - params.prefix_padding_ms * _SAMPLES_PER_MS,
+            self.buffer.start,
+            self._ignore_before,
+        )
+        self._idle_from = None
+        self._turn = TurnInProgress(new_item_id(), start, self.settings.prefill_chunk_s)
+        detection = self._detection
+        if self._reply_active and detection is not None and detection.interrupt_response:
+            self._suspected = SuspectedInterruption(
+                started.start_sample, self.settings.interruption, ENGINE_SAMPLE_RATE
+            )
+            self._emit(ReplyPaused())
+            return
+        self._emit(UserSpeechStarted(self._turn.item.id, start // _SAMPLES_PER_MS))
+
+    def _judge_interruption(self, now: int) -> None:
+        suspected = self._suspected
+        assert suspected is not None
+        verdict = suspected.judge(now, self._detector.pause_start)
+        if verdict is Verdict.BARGE_IN:
+            self._confirm_interruption()
+        elif verdict is Verdict.FALSE_ALARM:
+            self._dismiss_interruption()
+
+    def _dismiss_interruption(self) -> None:
+        self._abandon_turn()
+        self._detector.reset()
+        self._emit(ReplyResumed())
+
+    def _confirm_interruption(self) -> None:
+        self._suspected = None
+        turn = self._turn
+        if turn is not None:
+            self._emit(UserSpeechStarted(turn.item.id, turn.start_sample // _SAMPLES_PER_MS, True))
+
+    # -- pauses and the end of the turn ------------------------------------------------------
+
+    def _follow_pause(self, now: int) -> None:
+        timing = self._timing
+        pause_start = self._detector.pause_start
+        candidate = self._candidate
+        if pause_start is None or timing is None:
+            if candidate is not None:
+                self._drop_candidate()
+                self._emit(TurnContinues())
+            return
+        if candidate is not None and candidate.end_sample != pause_start:
+            self._drop_candidate()  # a new pause after speech the VAD barely registered
+            self._emit(TurnContinues())
+            candidate = None
+        if candidate is None:
+            if now - pause_start < timing.candidate_ms * _SAMPLES_PER_MS:
+                return
+            candidate = self._candidate = _Candidate(end_sample=pause_start, next_score_at=now)
+            if self.settings.speculative_start:
+                self._emit(TurnMayEnd(self._preview(pause_start)))
+        if (
+            self._scorer is not None
+            and timing.completion_threshold is not None
+            and candidate.task is None
+            and now >= candidate.next_score_at
+        ):
+            step = timing.rescore_every_ms * _SAMPLES_PER_MS
+            candidate.next_score_at = now + step if step else 1 << 62
+            candidate.task = asyncio.create_task(self._score(candidate, now))
+
+    async def _score(self, candidate: _Candidate, now: int) -> None:
+        turn, scorer, timing = self._turn, self._scorer, self._timing
+        assert turn is not None and scorer is not None and timing is not None
+        window_start = max(turn.start_sample, now - _SMART_TURN_WINDOW_S * ENGINE_SAMPLE_RATE)
+        audio = self.buffer.slice(window_start, now)
+        try:
+            probability = await scorer.score(audio)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("turn-completion model failed; this pause ends at the longest silence")
+            return
+        finally:
+            candidate.task = None
+        if self._candidate is not candidate or self._turn is not turn:
+            return
+        candidate.probability = probability
+        threshold = timing.completion_threshold
+        if threshold is not None and probability >= threshold:
+            self._end_turn(candidate.end_sample, self.buffer.end, "semantic", probability)
+            self._detector.reset()
+
+    def _on_speech_stopped(self, stopped: SpeechStopped) -> None:
+        if self._turn is None:
+            return
+        suspected = self._suspected
+        if suspected is not None:
+            if suspected.judge(stopped.detected_sample, stopped.end_sample) is Verdict.BARGE_IN:
+                self._confirm_interruption()
+            else:  # it stopped before it was long enough to be a barge-in
+                self._dismiss_interruption()
+                return
+        reason: EndReason = "silence" if isinstance(self._detection, ServerVad) else "max_silence"
+        probability = self._candidate.probability if self._candidate is not None else None
+        self._end_turn(stopped.end_sample, stopped.detected_sample, reason, probability)
+
+    def _end_turn(
+        self, voice_end: int, detected: int, reason: EndReason, probability: float | None
+    ) -> None:
+        turn = self._turn
+        assert turn is not None
+        end = self._turn_end(voice_end)
+        item = turn.finish(self.buffer, end)
+        self._turn = None
+        self._drop_candidate()
+        self.buffer.drop_before(end)
+        self._emit(
+            TurnEnded(
+                item,
+                speech_end_ms=voice_end / _SAMPLES_PER_MS,
+                reason=reason,
+                silence_ms=(detected - voice_end) / _SAMPLES_PER_MS,
+                completion_probability=probability,
+            )
+        )
+
+    def _turn_end(self, voice_end: int) -> int:
+        return min(voice_end + self.settings.speech_pad_ms * _SAMPLES_PER_MS, self.buffer.end)
+
+    def _preview(self, voice_end: int) -> UserAudioItem:
+        """The item ``_end_turn(voice_end)`` would commit, leaving the turn as it is."""
+        turn = self._turn
+        assert turn is not None
+        return turn.preview(self.buffer, self._turn_end(voice_end))
+
+    def _drop_candidate(self) -> None:
+        candidate, self._candidate = self._candidate, None
+        if candidate is not None and candidate.task is not None:
+            candidate.task.cancel()
+
+    def _abandon_turn(self) -> None:
+        self._turn = None
+        self._suspected = None
+        self._drop_candidate()
+
+    def _skip_vad_until(self, sample: int) -> None:
+        self._ignore_before = sample
+        self._detector.reset()
+
+    # -- idle timeout ------------------------------------------------------------------------
+
+    def _check_idle(self, now: int) -> None:
+        detection = self._detection
+        if (
+            self._idle_from is None
+            or self._turn is not None
+            or self._reply_active
+            or not isinstance(detection, ServerVad)
+            or detection.idle_timeout_ms is None
+        ):
+            return
+        start = self._idle_from
+        if now - start < detection.idle_timeout_ms * _SAMPLES_PER_MS:
+            return
+        self._idle_from = None
+        audio = self.buffer.slice(start, now)
+        item = audio_item_from_pcm(new_item_id(), audio, MAX_ENGINE_CHUNK_S)
+        self.buffer.drop_before(now)
+        self._emit(IdleTimeout(item, start // _SAMPLES_PER_MS, now // _SAMPLES_PER_MS))
+
+    def _emit(self, event: TurnEvent) -> None:
+        self._listener.on_turn_event(event)

@@ -1,0 +1,210 @@
+"""The input side as a whole: espeak-ng speech through the real silero VAD into turn events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+import pytest
+
+from realtime.protocol.session_config import SemanticVad, ServerVad
+from realtime.turns.input import (
+    IdleTimeout,
+    ReplyPaused,
+    ReplyResumed,
+    TurnContinues,
+    TurnEnded,
+    TurnEvent,
+    TurnInput,
+    TurnMayEnd,
+    TurnSettings,
+    UserSpeechStarted,
+)
+from realtime.turns.vad import VadBatcher
+from tests.realtime.session.support import until
+from tests.support.speech import silence, synthesize
+
+FRAME = 320  # 20 ms at 16 kHz
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[TurnEvent] = []
+
+    def on_turn_event(self, event: TurnEvent) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[TurnEvent]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class ScriptedScorer:
+    """Answers each score with ``decide(seconds of audio scored)``."""
+
+    def __init__(self, decide: Callable[[float], float]) -> None:
+        self.decide = decide
+        self.calls: list[float] = []
+
+    async def score(self, pcm16k: np.ndarray) -> float:
+        self.calls.append(len(pcm16k) / 16_000)
+        return self.decide(len(pcm16k) / 16_000)
+
+
+@pytest.fixture
+async def make_input(
+    batcher: VadBatcher,
+) -> AsyncIterator[Callable[..., tuple[TurnInput, Recorder]]]:
+    opened: list[TurnInput] = []
+
+    def make(detection: ServerVad | SemanticVad, **kwargs: object) -> tuple[TurnInput, Recorder]:
+        recorder = Recorder()
+        settings = kwargs.pop("settings", TurnSettings())
+        turn_input = TurnInput(
+            batcher,
+            recorder,
+            settings=settings,
+            capacity_samples=60 * 16_000,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        turn_input.configure(detection)
+        turn_input.start("test")
+        opened.append(turn_input)
+        return turn_input, recorder
+
+    yield make
+    for turn_input in opened:
+        await turn_input.aclose()
+
+
+async def stream(turn_input: TurnInput, pcm: np.ndarray) -> None:
+    """Feed 16 kHz audio in 20 ms frames, letting the VAD act on each before the next."""
+    for start in range(0, len(pcm), FRAME):
+        turn_input.append(pcm[start : start + FRAME], 16_000)
+        await until(lambda: turn_input.caught_up, timeout_s=10.0, poll_s=0.001)
+
+
+@pytest.fixture(scope="module")
+def paused_turn() -> tuple[np.ndarray, int]:
+    """ "I was thinking that maybe" (800 ms pause) "we could go to the park"; and where the
+    second clause starts."""
+    first = synthesize("I was thinking that maybe", 16_000)
+    second = synthesize("we could go to the park.", 16_000)
+    head = np.concatenate([silence(0.3, 16_000), first, silence(0.8, 16_000)])
+    return np.concatenate([head, second, silence(1.5, 16_000)]), len(head)
+
+
+async def test_semantic_vad_holds_the_turn_through_a_pause_the_model_calls_unfinished(
+    make_input: Callable[..., tuple[TurnInput, Recorder]], paused_turn: tuple[np.ndarray, int]
+) -> None:
+    audio, second_clause = paused_turn
+    # The model says "unfinished" for anything shorter than the whole sentence.
+    scorer = ScriptedScorer(lambda seconds: 0.9 if seconds * 16_000 > second_clause else 0.1)
+    turn_input, recorder = make_input(SemanticVad(eagerness="medium"), scorer=scorer)
+
+    await stream(turn_input, audio)
+
+    kinds = [type(e) for e in recorder.events if not type(e).__name__.startswith("TurnChunk")]
+    assert kinds == [UserSpeechStarted, TurnMayEnd, TurnContinues, TurnMayEnd, TurnEnded]
+    (ended,) = recorder.of(TurnEnded)
+    assert isinstance(ended, TurnEnded)
+    assert ended.reason == "semantic" and ended.completion_probability == 0.9
+    assert ended.speech_end_ms * 16 > second_clause
+    # The end came at the first candidate pause after the real end: about 200 ms of silence
+    # and one model call later, not the 4 s a doubtful pause may wait.
+    assert 150 <= ended.silence_ms <= 300
+    (may_end, *_) = recorder.of(TurnMayEnd)
+    assert isinstance(may_end, TurnMayEnd)
+
+
+async def test_semantic_vad_ends_a_doubtful_turn_at_the_longest_pause(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    scorer = ScriptedScorer(lambda seconds: 0.2)
+    turn_input, recorder = make_input(SemanticVad(eagerness="high"), scorer=scorer)
+    speech = synthesize("So I went to the shop and", 16_000)
+
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), speech, silence(2.3, 16_000)]))
+
+    (ended,) = recorder.of(TurnEnded)
+    assert isinstance(ended, TurnEnded) and ended.reason == "max_silence"
+    assert 2_000 <= ended.silence_ms < 2_020
+    # Asked again while the pause went on (every 300 ms for "high").
+    assert len(scorer.calls) >= 4
+
+
+async def test_the_item_announced_at_a_candidate_end_is_the_item_committed(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    turn_input, recorder = make_input(ServerVad(silence_duration_ms=500))
+    speech = synthesize("What is the weather like in Paris?", 16_000)
+
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), speech, silence(1.0, 16_000)]))
+
+    (may_end,) = recorder.of(TurnMayEnd)
+    (ended,) = recorder.of(TurnEnded)
+    assert isinstance(may_end, TurnMayEnd) and isinstance(ended, TurnEnded)
+    assert ended.reason == "silence"
+    assert may_end.item.id == ended.item.id
+    assert [len(c) for c in may_end.item.chunks] == [len(c) for c in ended.item.chunks]
+    assert all(
+        np.array_equal(a, b) for a, b in zip(may_end.item.chunks, ended.item.chunks, strict=True)
+    )
+
+
+async def test_a_short_burst_over_a_reply_pauses_and_resumes_it(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    turn_input, recorder = make_input(ServerVad())
+    turn_input.reply_started()
+
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), synthesize("yeah", 16_000),
+                                             silence(1.0, 16_000)]))  # fmt: skip
+
+    assert [type(e) for e in recorder.events] == [ReplyPaused, ReplyResumed]
+
+
+async def test_long_speech_over_a_reply_is_a_barge_in_from_its_start(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    turn_input, recorder = make_input(ServerVad())
+    turn_input.reply_started()
+    speech = synthesize("Stop, that is enough, thank you.", 16_000)
+
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), speech, silence(1.0, 16_000)]))
+
+    kinds = [type(e) for e in recorder.events if not type(e).__name__.startswith("TurnChunk")]
+    assert kinds[:2] == [ReplyPaused, UserSpeechStarted]
+    started = recorder.of(UserSpeechStarted)[0]
+    assert isinstance(started, UserSpeechStarted) and started.interrupting
+    assert started.audio_start_ms <= 300  # the turn keeps its own start (with padding)
+    assert TurnEnded in kinds and ReplyResumed not in kinds
+
+
+async def test_without_interrupt_response_speech_over_a_reply_is_just_a_turn(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    turn_input, recorder = make_input(ServerVad(interrupt_response=False))
+    turn_input.reply_started()
+
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), synthesize("yeah", 16_000),
+                                             silence(1.0, 16_000)]))  # fmt: skip
+
+    kinds = [type(e) for e in recorder.events]
+    assert ReplyPaused not in kinds
+    assert kinds[0] is UserSpeechStarted and kinds[-1] is TurnEnded
+
+
+async def test_idle_timeout_fires_once_after_the_reply_ends(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    turn_input, recorder = make_input(ServerVad(idle_timeout_ms=1_000))
+    await stream(turn_input, silence(1.5, 16_000))
+    assert recorder.events == []  # no reply has ended yet: nothing to time from
+    turn_input.reply_started()
+    turn_input.reply_ended(completed=True)
+
+    await stream(turn_input, silence(3.0, 16_000))
+
+    (idle,) = recorder.events
+    assert isinstance(idle, IdleTimeout)
+    assert 1_000 <= idle.audio_end_ms - idle.audio_start_ms < 1_040
