@@ -50,9 +50,9 @@ class EndOfTurnTiming:
             raise ValueError("need 0 < candidate_ms <= max_silence_ms")
 
 
-_HIGH = EndOfTurnTiming(160, 2_000, completion_threshold=0.3, rescore_every_ms=300)
-_MEDIUM = EndOfTurnTiming(200, 4_000, completion_threshold=0.5, rescore_every_ms=400)
-_LOW = EndOfTurnTiming(300, 8_000, completion_threshold=0.7, rescore_every_ms=600)
+_HIGH = EndOfTurnTiming(160, 2_000, completion_threshold=0.3, rescore_every_ms=0)
+_MEDIUM = EndOfTurnTiming(200, 4_000, completion_threshold=0.5, rescore_every_ms=0)
+_LOW = EndOfTurnTiming(300, 8_000, completion_threshold=0.7, rescore_every_ms=0)
 EAGERNESS: Mapping[str, EndOfTurnTiming] = {
     "high": _HIGH,
     "medium": _MEDIUM,

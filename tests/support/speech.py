@@ -14,13 +14,17 @@ import soxr
 SAMPLE_RATE = 16_000
 
 
-def synthesize(text: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """espeak-ng speaking ``text``, resampled from its 22050 Hz to mono int16 at ``sample_rate``."""
+def synthesize(text: str, sample_rate: int = SAMPLE_RATE, *, ssml: bool = False) -> np.ndarray:
+    """espeak-ng speaking ``text``, resampled from its 22050 Hz to mono int16 at ``sample_rate``.
+
+    With ``ssml``, ``text`` is SSML: ``<break time="800ms"/>`` inside a sentence pauses the
+    speaker mid-thought, with the sentence's intonation carrying on after the pause (a clause
+    spoken on its own ends in a sentence-final fall instead).
+    """
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)")
-    wav_bytes = subprocess.run(
-        ["espeak-ng", "--stdout", text], capture_output=True, check=True, timeout=60
-    ).stdout
+    command = ["espeak-ng", "--stdout", *(["-m"] if ssml else []), text]
+    wav_bytes = subprocess.run(command, capture_output=True, check=True, timeout=60).stdout
     with wave.open(io.BytesIO(wav_bytes)) as wav:
         rate = wav.getframerate()
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")

@@ -128,3 +128,65 @@ async def test_closed_outbox_ends_the_sender() -> None:
     outbox.close()
     with pytest.raises(OutboxClosed):
         await asyncio.wait_for(waiter, 0.5)
+
+
+async def test_a_held_response_sends_nothing_until_released_then_everything_in_order() -> None:
+    outbox = Outbox(RATE, lead_ms=1_000, clock=FakeClock())
+    outbox.hold("r1")
+    outbox.send_now({"type": "response.created"}, "r1")
+    for value in (1, 2):
+        await outbox.enqueue_audio(frame("r1", value=value), max_buffered_ms=10_000)
+    outbox.enqueue("r1", {"type": "response.output_audio.done"})
+    outbox.send_now({"type": "input_audio_buffer.speech_stopped"})
+    first = await get_soon(outbox)
+    assert isinstance(first, EventMessage)
+    assert first.event["type"] == "input_audio_buffer.speech_stopped"
+    with pytest.raises(TimeoutError):
+        await get_soon(outbox, 0.03)
+    assert outbox.buffered_ms("r1") == 40.0  # held audio counts against the reply's budget
+
+    outbox.release("r1")
+
+    created, one, two, done = [await get_soon(outbox) for _ in range(4)]
+    assert isinstance(created, EventMessage) and created.event["type"] == "response.created"
+    assert isinstance(one, AudioFrame) and isinstance(two, AudioFrame)
+    assert (one.pcm[0], two.pcm[0]) == (1, 2)
+    assert isinstance(done, EventMessage) and not outbox.is_held("r1")
+
+
+async def test_cancelling_a_held_response_drops_it_without_a_trace() -> None:
+    outbox = Outbox(RATE, lead_ms=1_000, clock=FakeClock())
+    outbox.hold("r1")
+    outbox.send_now({"type": "response.created"}, "r1")
+    await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
+
+    outbox.cancel("r1")
+    outbox.send_now({"type": "input_audio_buffer.speech_started"})
+
+    only = await get_soon(outbox)
+    assert isinstance(only, EventMessage)
+    assert only.event["type"] == "input_audio_buffer.speech_started"
+    with pytest.raises(TimeoutError):
+        await get_soon(outbox, 0.03)
+    assert outbox.buffered_ms("r1") == 0.0
+
+
+async def test_a_paused_reply_holds_its_audio_and_resumes_at_the_same_frame() -> None:
+    clock = FakeClock()
+    outbox = Outbox(RATE, lead_ms=20, clock=clock)
+    for value in range(1, 5):
+        await outbox.enqueue_audio(frame("r1", value=value), max_buffered_ms=10_000)
+    played = [await get_soon(outbox), await get_soon(outbox)]
+
+    outbox.pause("r1")
+    clock.now += 1.0
+    outbox.send_now({"type": "input_audio_buffer.speech_started"})
+    control = await get_soon(outbox)
+    assert isinstance(control, EventMessage)  # control still flows while audio is paused
+    with pytest.raises(TimeoutError):
+        await get_soon(outbox, 0.03)
+
+    outbox.resume("r1")
+    played += [await get_soon(outbox), await get_soon(outbox)]
+    assert [f.pcm[0] for f in played if isinstance(f, AudioFrame)] == [1, 2, 3, 4]
+    assert outbox.delivery("r1").frames_sent == 4 and outbox.delivery("r1").frames_dropped == 0
