@@ -89,6 +89,12 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.input_lag_seconds = Histogram(
+            "step_realtime_input_lag_seconds",
+            "From an input frame's arrival to the VAD and turn decisions having acted on it",
+            buckets=(0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
         self.smart_turn_batch_size = Histogram(
             "step_realtime_smart_turn_batch_turns",
             "Turns per Smart Turn model call (semantic_vad), across all sessions",

@@ -153,8 +153,10 @@ class ResponseManager:
 
     def _on_transcription(self, response_id: str, transcription: InputTranscription) -> None:
         active = self.active
-        if active is not None and active.plan.response_id == response_id and (
-            active.speculative_turn is not None
+        if (
+            active is not None
+            and active.plan.response_id == response_id
+            and (active.speculative_turn is not None)
         ):
             active.held_transcriptions.append(transcription)
         else:

@@ -81,6 +81,7 @@ class Session:
             settings=self._settings.turns,
             capacity_samples=int(self._settings.max_input_buffer_s * ENGINE_SAMPLE_RATE),
             scorer=services.turn_scorer,
+            observe_lag=services.metrics.input_lag_seconds.observe,
         )
         self.input.configure(self.config.audio.input.turn_detection)
         self._engine = services.engine.open_session()

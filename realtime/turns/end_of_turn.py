@@ -42,17 +42,15 @@ class EndOfTurnTiming:
     max_silence_ms: int
     completion_threshold: float | None = None
     """None: no model is asked (server_vad)."""
-    rescore_every_ms: int = 0
-    """While a scored pause goes on, ask the model again this often (0: once)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.candidate_ms <= self.max_silence_ms:
             raise ValueError("need 0 < candidate_ms <= max_silence_ms")
 
 
-_HIGH = EndOfTurnTiming(160, 2_000, completion_threshold=0.3, rescore_every_ms=0)
-_MEDIUM = EndOfTurnTiming(200, 4_000, completion_threshold=0.5, rescore_every_ms=0)
-_LOW = EndOfTurnTiming(300, 8_000, completion_threshold=0.7, rescore_every_ms=0)
+_HIGH = EndOfTurnTiming(160, 2_000, completion_threshold=0.3)
+_MEDIUM = EndOfTurnTiming(200, 4_000, completion_threshold=0.5)
+_LOW = EndOfTurnTiming(300, 8_000, completion_threshold=0.7)
 EAGERNESS: Mapping[str, EndOfTurnTiming] = {
     "high": _HIGH,
     "medium": _MEDIUM,

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -149,10 +150,11 @@ def new_item_id() -> str:
 
 @dataclass
 class _Candidate:
-    """A pause long enough to be a candidate end, and the state of its scoring."""
+    """A pause long enough to be a candidate end, and its score (asked once, at the candidate
+    point: Smart Turn was trained on turns ending with about 200 ms of silence, and with more
+    trailing silence it calls nearly everything complete)."""
 
     end_sample: int  # where the voice ended
-    next_score_at: int  # sample position at which to ask the model (again)
     probability: float | None = None
     task: asyncio.Task[None] | None = None
 
@@ -169,7 +171,10 @@ class TurnInput:
         capacity_samples: int,
         scorer: TurnScorer | None = None,
         stages: Sequence[AudioStage] = (),
+        observe_lag: Callable[[float], None] | None = None,
     ) -> None:
+        """``observe_lag`` gets, for each appended frame, the seconds from its ``append`` to
+        the moment the VAD's results for it were acted on (the input side's lateness)."""
         self.settings = settings
         self.buffer = InputAudioBuffer(capacity_samples)
         self._listener = listener
@@ -180,7 +185,8 @@ class TurnInput:
         self._detection: TurnDetection | None = None
         self._timing: EndOfTurnTiming | None = None
         self._detector = TurnDetector(TurnDetectionParams(), ENGINE_SAMPLE_RATE)
-        self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[np.ndarray, float]] = asyncio.Queue()
+        self._observe_lag = observe_lag
         self._ignore_before = 0
         self._vad_done_until = 0
         self._turn: TurnInProgress | None = None
@@ -254,7 +260,7 @@ class TurnInput:
             pcm16k = stage.process(pcm16k)
         self.buffer.append(pcm16k)
         if self._detection is not None and len(pcm16k):
-            self._queue.put_nowait(pcm16k)
+            self._queue.put_nowait((pcm16k, time.monotonic()))
 
     def held_samples(self) -> int:
         """What a commit now would hold: the turn so far, or the whole buffer."""
@@ -298,7 +304,7 @@ class TurnInput:
 
     async def _vad_loop(self) -> None:
         while True:
-            pcm = await self._queue.get()
+            pcm, appended_at = await self._queue.get()
             try:
                 results = await self._vad_stream.process(pcm)
             except Exception:
@@ -315,6 +321,8 @@ class TurnInput:
             if self._turn is None:
                 keep = self._detector.params.prefix_padding_ms * _SAMPLES_PER_MS
                 self.buffer.drop_before(self._vad_done_until - keep)
+            if self._observe_lag is not None:
+                self._observe_lag(time.monotonic() - appended_at)
 
     def _on_vad_result(self, result: VadChunkResult) -> None:
         for event in self._detector.update(result):
@@ -411,18 +419,11 @@ class TurnInput:
         if candidate is None:
             if now - pause_start < timing.candidate_ms * _SAMPLES_PER_MS:
                 return
-            candidate = self._candidate = _Candidate(end_sample=pause_start, next_score_at=now)
+            candidate = self._candidate = _Candidate(end_sample=pause_start)
             if self.settings.speculative_start:
                 self._emit(TurnMayEnd(self._preview(pause_start)))
-        if (
-            self._scorer is not None
-            and timing.completion_threshold is not None
-            and candidate.task is None
-            and now >= candidate.next_score_at
-        ):
-            step = timing.rescore_every_ms * _SAMPLES_PER_MS
-            candidate.next_score_at = now + step if step else 1 << 62
-            candidate.task = asyncio.create_task(self._score(candidate, now))
+            if self._scorer is not None and timing.completion_threshold is not None:
+                candidate.task = asyncio.create_task(self._score(candidate, now))
 
     async def _score(self, candidate: _Candidate, now: int) -> None:
         turn, scorer, timing = self._turn, self._scorer, self._timing

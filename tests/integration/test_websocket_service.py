@@ -295,7 +295,18 @@ async def test_cancelling_with_no_active_response_is_an_error_not_a_disconnect(
         await client.update_session({"instructions": "still here"})
 
 
-async def test_the_official_openai_client_holds_a_turn(echo_service: ServiceProcess, say) -> None:
+@pytest.mark.parametrize(
+    "turn_detection",
+    [
+        {"type": "server_vad", "silence_duration_ms": 400},
+        {"type": "semantic_vad", "eagerness": "high", "interrupt_response": True},
+        {"type": "semantic_vad"},
+    ],
+    ids=["server_vad", "semantic_vad_high", "semantic_vad_default"],
+)
+async def test_the_official_openai_client_holds_a_turn(
+    echo_service: ServiceProcess, say, turn_detection: dict[str, object]
+) -> None:
     from openai import AsyncOpenAI
 
     openai_client = AsyncOpenAI(
@@ -308,9 +319,7 @@ async def test_the_official_openai_client_holds_a_turn(echo_service: ServiceProc
             session={
                 "type": "realtime",
                 "output_modalities": ["audio"],
-                "audio": {
-                    "input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 400}}
-                },
+                "audio": {"input": {"turn_detection": turn_detection}},  # type: ignore[typeddict-item]
             }
         )
         chunks = [speech[i : i + 4800] for i in range(0, len(speech), 4800)]
@@ -329,6 +338,7 @@ async def test_the_official_openai_client_holds_a_turn(echo_service: ServiceProc
                     assert event.response.status == "completed"
                     break
     assert "session.updated" in seen and "input_audio_buffer.speech_stopped" in seen
+    assert "error" not in seen
     assert audio_bytes > 24_000  # more than half a second of reply
 
 
