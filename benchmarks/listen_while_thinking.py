@@ -68,7 +68,7 @@ PASSAGE = (
 TRAILING_ROOM_S = 1.5
 SESSION = {
     "output_modalities": ["text"],
-    "audio": {"input": {"turn_detection": {"silence_duration_ms": 800}}},
+    "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 800}}},
 }
 
 

@@ -165,7 +165,9 @@ async def one_turn(
     ws_url: str, policy: str, pcm: np.ndarray, sim: SimEngine, timeout_s: float
 ) -> TurnSample:
     session = {
-        "audio": {"input": {"turn_detection": {"silence_duration_ms": SILENCE_MS}}},
+        "audio": {
+            "input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": SILENCE_MS}}
+        },
         "speaking": {"policy": policy},
     }
     async with RealtimeClient.connect(ws_url, session=session) as client:

@@ -70,7 +70,7 @@ class Sample:
 
 async def one_turn(ws_url: str, policy: str, pcm: np.ndarray) -> Sample:
     session = {
-        "audio": {"input": {"turn_detection": {"silence_duration_ms": 200}}},
+        "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}},
         "speaking": {"policy": policy},
         "reasoning": {"effort": "low"},
     }

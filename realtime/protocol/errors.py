@@ -21,11 +21,22 @@ class ProtocolError(Exception):
         return self.message
 
     @classmethod
-    def from_validation(cls, exc: Exception, *, prefix: str, event_id: str | None) -> ProtocolError:
+    def from_validation(
+        cls,
+        exc: Exception,
+        *,
+        prefix: str,
+        event_id: str | None,
+        union_tags: frozenset[str] = frozenset(),
+    ) -> ProtocolError:
+        """``union_tags``: the tags of discriminated unions in the model, which pydantic puts
+        in an error's location (``turn_detection.server_vad.threshold``) but a client's
+        parameter path never holds."""
         if not isinstance(exc, ValidationError):
             return cls("invalid_value", f"invalid {prefix}: {exc}", prefix, event_id)
         first = exc.errors(include_url=False)[0]
-        location = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
+        parts = (prefix, *first["loc"])
+        location = ".".join(str(p) for p in parts if p != "" and p not in union_tags)
         kind = first["type"]
         if kind == "extra_forbidden":
             return cls("unknown_parameter", f"Unknown parameter: '{location}'.", location, event_id)

@@ -58,6 +58,7 @@ class SemanticVad(_Strict):
 
 
 TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
+_TURN_DETECTION_TAGS = frozenset({"server_vad", "semantic_vad"})
 
 
 class InputTranscription(_Strict):
@@ -200,4 +201,6 @@ def apply_session_update(current: SessionConfig, patch: Any, event_id: str | Non
     try:
         return SessionConfig.model_validate(merged)
     except Exception as exc:
-        raise ProtocolError.from_validation(exc, prefix="session", event_id=event_id) from exc
+        raise ProtocolError.from_validation(
+            exc, prefix="session", event_id=event_id, union_tags=_TURN_DETECTION_TAGS
+        ) from exc

@@ -66,7 +66,9 @@ PREFIX_HITS = "vllm:prefix_cache_hits_total"
 REQUESTS_DONE = "vllm:request_success_total"
 THINKING_MIN_TOKENS = 100
 # A VAD silence window longer than espeak-ng's pauses between clauses: one turn per utterance.
-ONE_TURN_PER_UTTERANCE = {"audio": {"input": {"turn_detection": {"silence_duration_ms": 800}}}}
+ONE_TURN_PER_UTTERANCE = {
+    "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 800}}}
+}
 
 
 # -- the vLLM server and the services in front of it ------------------------------------

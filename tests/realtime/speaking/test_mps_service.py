@@ -36,7 +36,9 @@ def sim_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePro
 async def test_mps_speaks_while_the_simulated_engine_is_still_reasoning(
     sim_service: ServiceProcess,
 ) -> None:
-    session = {"audio": {"input": {"turn_detection": {"silence_duration_ms": 300}}}}
+    session = {
+        "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 300}}}
+    }
     async with RealtimeClient.connect(sim_service.ws_url, session=session) as client:
         turn = await speak_turn(
             client, synthesize("What should I cook tonight?", RATE), RATE, timeout=TURN_TIMEOUT_S
