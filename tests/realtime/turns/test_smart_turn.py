@@ -286,3 +286,23 @@ async def test_real_scores_through_the_batcher(
         batcher.score(speech[COMPLETE]), batcher.score(speech[CLEARLY_CUT_OFF])
     )
     assert complete > SMART_TURN_THRESHOLD > cut_off
+
+
+async def test_the_model_runs_at_a_lower_priority_than_the_event_loop() -> None:
+    import os
+    import threading
+
+    seen: list[int] = []
+
+    class NiceProbe(SmartTurnModel):
+        def __init__(self) -> None:  # no model file needed
+            pass
+
+        def score(self, turns):  # type: ignore[no-untyped-def, override]
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return np.zeros(len(turns), dtype=np.float32)
+
+    async with SmartTurnBatcher(NiceProbe(), worker_nice=7) as batcher:
+        await batcher.score(np.zeros(1600, dtype=np.int16))
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [max(loop_nice, 7)]  # an absolute nice value, never raised back
