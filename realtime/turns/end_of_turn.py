@@ -10,13 +10,18 @@ Every pause goes through the same three points, counted from where the voice end
   ``silence_duration_ms``).
 - speech before either: the pause was mid-turn; a speculative reply is dropped unseen.
 
-Eagerness (OpenAI's semantic_vad knob) maps to those points. The longest waits are OpenAI's
-documented maximum timeouts (low 8 s, medium 4 s, high 2 s). The candidate silence is as
-short as the VAD allows (silero's probability trails the audio by about two 32 ms chunks,
-and the voice end is refined back from the audio's levels): 200 ms gives Smart Turn the
-trailing silence it was trained with and keeps the end of a complete turn near 250 ms.
-Lower eagerness also asks the model to be surer, so a doubtful pause waits for more speech.
-``auto`` is the mapping measured best by ``benchmarks/turn_taking.py`` (see the README).
+Eagerness (OpenAI's semantic_vad knob) maps to those points. The candidate silence is as
+short as the VAD allows while giving Smart Turn the ~200 ms of trailing silence it was
+trained with (silero's probability trails the audio by about two 32 ms chunks; the voice end
+is refined back from the audio's levels); with more trailing silence the model calls nearly
+every turn complete, so it is asked once per pause. Lower eagerness asks the model to be
+surer and waits longer for more speech. The longest waits are shorter than OpenAI's
+documented maximum timeouts (low 8 s, medium 4 s, high 2 s): in a voice call a reply that
+comes seconds after a finished question feels broken, and a pause a person holds longer
+than a second or two is usually an invitation to speak. ``auto`` is the best trade-off
+measured by ``benchmarks/turn_taking.py`` (README, "Turn-taking"): the end of turn at the
+first candidate where the model is fairly sure (0.3), else after 1.5 s, past the longest
+mid-sentence pause of the evaluation set.
 """
 
 from __future__ import annotations
@@ -48,14 +53,15 @@ class EndOfTurnTiming:
             raise ValueError("need 0 < candidate_ms <= max_silence_ms")
 
 
-_HIGH = EndOfTurnTiming(160, 2_000, completion_threshold=0.3)
-_MEDIUM = EndOfTurnTiming(200, 4_000, completion_threshold=0.5)
-_LOW = EndOfTurnTiming(300, 8_000, completion_threshold=0.7)
+_HIGH = EndOfTurnTiming(160, 1_000, completion_threshold=0.3)
+_MEDIUM = EndOfTurnTiming(200, 2_000, completion_threshold=0.5)
+_LOW = EndOfTurnTiming(300, 4_000, completion_threshold=0.7)
+_AUTO = EndOfTurnTiming(200, 1_500, completion_threshold=0.3)
 EAGERNESS: Mapping[str, EndOfTurnTiming] = {
     "high": _HIGH,
     "medium": _MEDIUM,
     "low": _LOW,
-    "auto": _MEDIUM,
+    "auto": _AUTO,
 }
 
 SPECULATIVE_CANDIDATE_MS = 200
