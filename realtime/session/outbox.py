@@ -131,6 +131,9 @@ class Outbox:
         self._paused.discard(response_id)
         self._wake.set()
 
+    def is_paused(self, response_id: str) -> bool:
+        return response_id in self._paused
+
     def _put(self, item: Outgoing | _DeferredEvent, *, control: bool) -> None:
         held = self._held.get(item.response_id) if item.response_id is not None else None
         if held is not None:

@@ -74,6 +74,7 @@ class PacedAudioTrack(MediaStreamTrack):
         sample_rate: int = MEDIA_SAMPLE_RATE,
         frame_ms: int = MEDIA_FRAME_MS,
         is_stale: Callable[[str], bool] = _never_stale,
+        is_paused: Callable[[str], bool] = _never_stale,
         listener: PlaybackListener | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -81,6 +82,8 @@ class PacedAudioTrack(MediaStreamTrack):
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
         self.is_stale = is_stale
+        self.is_paused = is_paused
+        """A paused tag holds its queued audio where it is (silence plays meanwhile)."""
         self.listener = listener
         self._clock = clock
         self._time_base = fractions.Fraction(1, sample_rate)
@@ -166,6 +169,8 @@ class PacedAudioTrack(MediaStreamTrack):
             if self.is_stale(head.tag):
                 self.drop(head.tag)
                 continue
+            if self.is_paused(head.tag):
+                break
             state = self._tag(head.tag)
             if not state.started:
                 # Start a tag on a whole frame, so that its first frame is not cut by a

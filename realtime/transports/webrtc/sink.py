@@ -84,9 +84,12 @@ class WebRtcSink:
         track.listener = self
 
     def bind(self, outbox: Outbox) -> None:
-        """Use the session's outbox as the judge of what is stale (cancelled)."""
+        """Use the session's outbox as the judge of what is stale (cancelled) and of what is
+        paused (speech over the reply, not yet judged): the track holds both at once, not
+        after the audio it has already queued."""
         self._outbox = outbox
         self._track.is_stale = outbox.is_stale
+        self._track.is_paused = outbox.is_paused
 
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, AudioFrame):

@@ -68,6 +68,22 @@ async def test_a_cancelled_reply_stops_within_one_frame() -> None:
     assert track.queued_ms() == 0.0
 
 
+async def test_a_paused_reply_holds_within_one_frame_and_resumes_where_it_stopped() -> None:
+    paused: set[str] = set()
+    track = PacedAudioTrack(is_paused=paused.__contains__)
+    audio = ramp(4 * FRAME)
+    track.push("resp_a", audio)
+    track.finish("resp_a")
+    first = await samples_of(track)
+    paused.add("resp_a")  # speech over the reply, not yet judged
+    held = [await samples_of(track) for _ in range(2)]
+    paused.discard("resp_a")  # a backchannel: play on
+    rest = [await samples_of(track) for _ in range(3)]
+    assert all(not frame.any() for frame in held)
+    played = np.concatenate([first, *rest])
+    assert np.array_equal(played, audio)
+
+
 async def test_a_reply_starts_on_a_whole_frame_not_on_a_scrap() -> None:
     track = PacedAudioTrack()
     track.push("resp_a", ramp(FRAME // 2))
