@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime
+
+from realtime.turns.packaged_models import packaged_file
 
 SILERO_SAMPLE_RATE = 16_000
 SILERO_CHUNK_SAMPLES = 512
@@ -26,13 +27,7 @@ def silero_model_path() -> Path:
     Found through the import system's metadata only: importing ``silero_vad`` itself would
     import torch, which the server must never load.
     """
-    spec = importlib.util.find_spec("silero_vad")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location).joinpath(*_MODEL_FILE)
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(_NOT_INSTALLED)
+    return packaged_file("silero_vad", _MODEL_FILE, _NOT_INSTALLED)
 
 
 class SileroVadModel:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import threading
@@ -41,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime
 
+from realtime.turns.packaged_models import packaged_file
 from tokenizer.turn_features import (
     SMART_TURN_FRAMES,
     SMART_TURN_N_MELS,
@@ -68,13 +68,7 @@ def smart_turn_model_path() -> Path:
     Found through the import system's metadata only: importing ``pipecat`` would pull in its
     many dependencies, none of which the service installs.
     """
-    spec = importlib.util.find_spec("pipecat")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location).joinpath(*_MODEL_FILE)
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(_NOT_INSTALLED)
+    return packaged_file("pipecat", _MODEL_FILE, _NOT_INSTALLED)
 
 
 class SmartTurnModel:
