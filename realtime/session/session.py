@@ -167,8 +167,10 @@ class Session:
                 self.input.clear()
                 self.outbox.send_now(ev.cleared())
             case ce.ConversationItemCreate():
+                self.responses.discard_speculative()  # it was made for the history before
                 self.conversation.create(event, self.config.input_rate)
             case ce.ConversationItemDelete(item_id=item_id, event_id=event_id):
+                self.responses.discard_speculative()
                 active = self.responses.active
                 protected = active.plan.item.id if active is not None else None
                 self.conversation.delete(item_id, event_id, protected_id=protected)
