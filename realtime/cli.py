@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -351,7 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_blas_thread() -> None:
+    """Before numpy loads: one OpenBLAS thread. The service's matrix work is small and its
+    parallelism is its sessions; and OpenBLAS's thread pool deadlocks (the whole service
+    froze, or a worker spun forever) when the event loop forks a subprocess (espeak-ng, via
+    uvloop's fork) while a worker thread (Smart Turn's features) is inside a BLAS call."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _one_blas_thread()
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
