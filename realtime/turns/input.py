@@ -194,6 +194,7 @@ class TurnInput:
         self._suspected: SuspectedInterruption | None = None
         self._reply_active = False
         self._idle_from: int | None = None
+        self._last_turn_end: int | None = None  # where the voice of the last turn ended
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -373,7 +374,16 @@ class TurnInput:
         self._idle_from = None
         self._turn = TurnInProgress(new_item_id(), start, self.settings.prefill_chunk_s)
         detection = self._detection
-        if self._reply_active and detection is not None and detection.interrupt_response:
+        interrupts = self._reply_active and detection is not None and detection.interrupt_response
+        going_on = (
+            self._last_turn_end is not None
+            and started.start_sample - self._last_turn_end
+            < self.settings.interruption.continuation_ms * _SAMPLES_PER_MS
+        )
+        if interrupts and going_on:
+            self._emit(UserSpeechStarted(self._turn.item.id, start // _SAMPLES_PER_MS, True))
+            return
+        if interrupts:
             self._suspected = SuspectedInterruption(
                 started.start_sample, self.settings.interruption, ENGINE_SAMPLE_RATE
             )
@@ -469,6 +479,7 @@ class TurnInput:
         end = self._turn_end(voice_end)
         item = turn.finish(self.buffer, end)
         self._turn = None
+        self._last_turn_end = voice_end
         self._drop_candidate()
         self.buffer.drop_before(end)
         self._emit(

@@ -2,7 +2,8 @@
 
 A cough, a click or a backchannel ("mm-hmm", "yeah", "okay") is short: when the user falls
 silent again before ``min_speech_ms`` of speech, the reply resumes where it paused. Speech
-that lasts ``min_speech_ms`` is a barge-in.
+that lasts ``min_speech_ms`` is a barge-in, and so is any speech that starts right after the
+user's own turn ended (``continuation_ms``): they had not finished.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ class InterruptionParams:
     resume_after_silence_ms: int = 300
     """A pause this long before ``min_speech_ms`` ends a suspected interruption: the reply
     resumes."""
+    continuation_ms: int = 1500
+    """Speech starting this soon after the user's last turn ended is that user going on (the
+    reply came too early, in a pause), however short: a barge-in at once. ("We could take
+    the car" … "to the beach." must not be taken for a backchannel.)"""
 
 
 class Verdict(Enum):

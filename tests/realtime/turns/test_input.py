@@ -56,8 +56,10 @@ async def make_input(
 ) -> AsyncIterator[Callable[..., tuple[TurnInput, Recorder]]]:
     opened: list[TurnInput] = []
 
-    def make(detection: ServerVad | SemanticVad, **kwargs: object) -> tuple[TurnInput, Recorder]:
-        recorder = Recorder()
+    def make(
+        detection: ServerVad | SemanticVad, recorder: Recorder | None = None, **kwargs: object
+    ) -> tuple[TurnInput, Recorder]:
+        recorder = recorder or Recorder()
         settings = kwargs.pop("settings", TurnSettings())
         turn_input = TurnInput(
             batcher,
@@ -208,3 +210,32 @@ async def test_idle_timeout_fires_once_after_the_reply_ends(
     (idle,) = recorder.events
     assert isinstance(idle, IdleTimeout)
     assert 1_000 <= idle.audio_end_ms - idle.audio_start_ms < 1_040
+
+
+async def test_speech_right_after_the_turn_ended_cuts_a_premature_reply_however_short(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    class Replying(Recorder):
+        """Starts a reply at every turn end, as the session does."""
+
+        replies_to: TurnInput | None = None
+
+        def on_turn_event(self, event: TurnEvent) -> None:
+            super().on_turn_event(event)
+            if isinstance(event, TurnEnded) and self.replies_to is not None:
+                self.replies_to.reply_started()
+
+    recorder = Replying()
+    turn_input, _ = make_input(ServerVad(silence_duration_ms=500), recorder)
+    recorder.replies_to = turn_input
+    first = synthesize("We could either take the car or ride our bikes,", 16_000)
+    rest = synthesize("to the beach.", 16_000)  # shorter than a barge-in needs
+
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), first, silence(1.0, 16_000),
+                                             rest, silence(1.0, 16_000)]))  # fmt: skip
+
+    kinds = [type(e) for e in recorder.events if not type(e).__name__.startswith("TurnChunk")]
+    assert ReplyPaused not in kinds and ReplyResumed not in kinds
+    assert kinds.count(TurnEnded) == 2
+    second = [e for e in recorder.events if isinstance(e, UserSpeechStarted)][1]
+    assert isinstance(second, UserSpeechStarted) and second.interrupting
