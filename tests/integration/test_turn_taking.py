@@ -87,6 +87,9 @@ async def test_a_backchannel_over_the_reply_does_not_cut_it(echo_service: Servic
         )
         stop.set()
         await silence
+        # Well into the reply (right after the user's own turn, speech is taken as the user
+        # going on, and cuts the reply however short).
+        await client.send_silence(1_500)
         await client.stream_audio(synthesize("yeah", RATE), sample_rate=RATE)
         await client.send_silence(800)
         await wait_until(lambda: "response.done" in types([e for _, e in timed]), TIMEOUT_S)
