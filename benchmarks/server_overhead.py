@@ -201,7 +201,9 @@ def print_table(results: list[LevelResult]) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     speech = [synthesize(text, RATE) for text in SENTENCES]
     levels = [int(n) for n in args.sessions.split(",")]
-    with ServiceProcess(*args.serve_arg, log_path=Path(args.log)) as service:
+    # A fixed silence window, so that what is left after subtracting it is the gateway's.
+    serve_args = ("--turn-detection", "server_vad", *args.serve_arg)
+    with ServiceProcess(*serve_args, log_path=Path(args.log)) as service:
         results = []
         for sessions in levels:
             started = time.monotonic()

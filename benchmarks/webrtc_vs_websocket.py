@@ -118,7 +118,8 @@ async def main(rounds: int) -> None:
     utterances = [np.concatenate([silence(0.3, RATE), synthesize(s, RATE)]) for s in SENTENCES]
     websocket, webrtc = Figures(), Figures()
     log = Path(tempfile.mkdtemp(prefix="webrtc-vs-ws-")) / "serve.log"
-    with ServiceProcess("--webrtc-allow-loopback", log_path=log) as service:
+    serve_args = ("--webrtc-allow-loopback", "--turn-detection", "server_vad")
+    with ServiceProcess(*serve_args, log_path=log) as service:
         await one_turn(service, True, utterances[0])  # warm up both paths once
         await one_turn(service, False, utterances[0])
         for round_index in range(rounds):

@@ -262,7 +262,7 @@ class Session:
         self._stop_prefill()
         timings = TurnTimings()
         timings.mark("speech_stopped")
-        timings.silence_window_ms = ended.silence_ms
+        timings.silence_window_ms = ended.rule_silence_ms
         timings.speech_end_audio_ms = ended.speech_end_ms
         item = ended.item
         self.outbox.send_now(ev.speech_stopped(int(ended.speech_end_ms), item.id))

@@ -115,7 +115,10 @@ class TurnEnded:
     """Where the voice ended, in the session's input audio."""
     reason: EndReason
     silence_ms: float
-    """How much silence the decision waited for."""
+    """How much silence there was when the turn ended (the rule's, plus any model time)."""
+    rule_silence_ms: float
+    """The silence the rule asked for: server_vad's window, semantic_vad's candidate pause
+    or its longest silence."""
     completion_probability: float | None = None
 
 
@@ -478,6 +481,12 @@ class TurnInput:
         assert turn is not None
         end = self._turn_end(voice_end)
         item = turn.finish(self.buffer, end)
+        timing = self._timing
+        rule_ms = (
+            float(self._detector.params.silence_duration_ms)
+            if timing is None or reason == "silence"
+            else float(timing.candidate_ms if reason == "semantic" else timing.max_silence_ms)
+        )
         self._turn = None
         self._last_turn_end = voice_end
         self._drop_candidate()
@@ -488,6 +497,7 @@ class TurnInput:
                 speech_end_ms=voice_end / _SAMPLES_PER_MS,
                 reason=reason,
                 silence_ms=(detected - voice_end) / _SAMPLES_PER_MS,
+                rule_silence_ms=rule_ms,
                 completion_probability=probability,
             )
         )
