@@ -71,7 +71,6 @@ import multiprocessing as mp
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -81,12 +80,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.service import free_port
+from tests.support.service import ServiceProcess
 from tests.support.speech import synthesize
 from tokenizer.pcm import pcm16_to_base64
 
@@ -300,66 +298,6 @@ def wait_for_quiet(cores: list[int], limit: float, timeout_s: float) -> float:
 
 
 # -- the server ----------------------------------------------------------------------------
-
-
-class PinnedService:
-    """``python -m realtime serve`` under ``taskset -c CPUS`` (every thread it ever makes is
-    pinned: threads inherit the affinity of the thread that creates them)."""
-
-    def __init__(self, cpus: str, serve_args: list[str], log_path: Path) -> None:
-        self.cpus = cpus
-        self.port = free_port()
-        self.serve_args = serve_args
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/realtime"
-
-    def start(self, timeout_s: float = 90.0) -> None:
-        command = ["taskset", "-c", self.cpus, sys.executable, "-m", "realtime", "serve"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), *self.serve_args]
-        root = Path(__file__).resolve().parents[1]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited early; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.http_url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"service not healthy within {timeout_s} s; see {self.log_path}")
-
-    def metrics(self) -> str:
-        return httpx.get(f"{self.http_url}/metrics", timeout=30.0).text
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(15)
 
 
 # -- Prometheus text -----------------------------------------------------------------------
@@ -686,7 +624,7 @@ class LevelResult:
 
 
 def run_level(
-    service: PinnedService,
+    service: ServiceProcess,
     sessions: int,
     frames: list[str],
     args: argparse.Namespace,
@@ -731,7 +669,7 @@ def run_level(
                 client += process_cpu_s(process.pid, with_children=False)
             return (
                 now, tree_cpu_s(service.pid), thread_stats(service.pid), client, core_times(),
-                parse_metrics(service.metrics()),
+                parse_metrics(service.metrics(timeout_s=30.0)),
             )  # fmt: skip
 
         time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
@@ -749,7 +687,7 @@ def run_level(
         window_end = t0 + args.warmup + args.seconds
         while (next_at := series[-1][0] + args.sample_every) < window_end - 0.5:
             time.sleep(max(0.0, next_at - time.monotonic()))
-            series.append((time.monotonic(), parse_metrics(service.metrics())))
+            series.append((time.monotonic(), parse_metrics(service.metrics(timeout_s=30.0))))
         time.sleep(max(0.0, window_end - time.monotonic()))
         after = snapshot()
         series.append((after[0], after[5]))
@@ -1154,8 +1092,11 @@ def main() -> int:
     serve_args = ["--engine", "sim", "--tts", "simulated", "--turn-detection",
                   args.turn_detection, "--log-level", "warning", *args.serve_arg]  # fmt: skip
     log_path = Path(args.log or tempfile.mkstemp(prefix="listening-capacity-", suffix=".log")[1])
-    service = PinnedService(args.server_cpu, serve_args, log_path)
-    service.start()
+    # taskset pins every thread the service ever makes: threads inherit their creator's affinity.
+    service = ServiceProcess(
+        *serve_args, log_path=log_path, launcher=("taskset", "-c", args.server_cpu)
+    )
+    service.start(timeout_s=90.0)
     results: list[LevelResult] = []
     profile: dict[str, Any] | None = None
     try:
@@ -1214,7 +1155,7 @@ def main() -> int:
                 print_profile(profile)
             wait_for_sessions_to_close(service)
     finally:
-        service.stop()
+        service.stop(timeout_s=15.0)
 
     passing = [r for r in results if r.passed]
     best = max(passing, key=lambda r: r.sessions) if passing else None
@@ -1258,11 +1199,11 @@ def main() -> int:
     return 0
 
 
-def wait_for_sessions_to_close(service: PinnedService, timeout_s: float = 60.0) -> None:
+def wait_for_sessions_to_close(service: ServiceProcess, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         active = sum(
-            v for k, v in parse_metrics(service.metrics()).items()
+            v for k, v in parse_metrics(service.metrics(timeout_s=30.0)).items()
             if k.startswith("step_realtime_sessions_active")
         )  # fmt: skip
         if active == 0:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -24,12 +25,26 @@ def free_port() -> int:
 class ServiceProcess:
     """The service in a subprocess of its own (its own event loop, uvloop, as in production)."""
 
-    def __init__(self, *serve_args: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *serve_args: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        launcher: Sequence[str] = (),
+    ) -> None:
+        """``launcher`` goes before the Python command (``("taskset", "-c", "0")`` pins the
+        service and every thread it makes to core 0)."""
         self.port = free_port()
         self.serve_args = serve_args
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
+        self.launcher = tuple(launcher)
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the service is not running"
+        return self._process.pid
 
     @property
     def http_url(self) -> str:
@@ -40,7 +55,7 @@ class ServiceProcess:
         return f"ws://127.0.0.1:{self.port}/v1/realtime"
 
     def start(self, timeout_s: float = 60.0) -> ServiceProcess:
-        command = [sys.executable, "-m", "realtime", "serve", "--host", "127.0.0.1"]
+        command = [*self.launcher, sys.executable, "-m", "realtime", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), *self.serve_args]
         log = self.log_path.open("ab")
         self._process = subprocess.Popen(
@@ -60,8 +75,8 @@ class ServiceProcess:
         self.stop()
         raise TimeoutError(f"service not healthy within {timeout_s} s:\n{self.log()}")
 
-    def metrics(self) -> str:
-        return httpx.get(f"{self.http_url}/metrics", timeout=5.0).text
+    def metrics(self, timeout_s: float = 5.0) -> str:
+        return httpx.get(f"{self.http_url}/metrics", timeout=timeout_s).text
 
     def log(self) -> str:
         try:
