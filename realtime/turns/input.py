@@ -25,7 +25,7 @@ import numpy as np
 
 from realtime.conversation import UserAudioItem
 from realtime.protocol.server_events import new_id
-from realtime.protocol.session_config import SemanticVad, ServerVad
+from realtime.protocol.session_config import SemanticVad, ServerVad, TurnDetection
 from realtime.turns.audio_buffer import InputAudioBuffer
 from realtime.turns.end_of_turn import EndOfTurnTiming, TurnScorer, end_of_turn_timing
 from realtime.turns.interruption import InterruptionParams, SuspectedInterruption, Verdict
@@ -41,14 +41,13 @@ from realtime.turns.turn_detector import (
 from realtime.turns.vad import VadBatcher, VadChunkResult, levels_db
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.chunking import MAX_ENGINE_CHUNK_S
+from tokenizer.turn_features import SMART_TURN_WINDOW_SAMPLES
 
 log = logging.getLogger(__name__)
 
 _SAMPLES_PER_MS = ENGINE_SAMPLE_RATE // 1000
 _LEVEL_PART_SAMPLES = 32  # 2 ms, as the VAD's per-chunk levels
-_SMART_TURN_WINDOW_S = 8
 
-TurnDetection = ServerVad | SemanticVad
 EndReason = Literal["silence", "semantic", "max_silence"]
 
 
@@ -147,10 +146,6 @@ class TurnListener(Protocol):
     def on_turn_event(self, event: TurnEvent) -> None: ...
 
 
-def new_item_id() -> str:
-    return new_id("item")
-
-
 @dataclass
 class _Candidate:
     """A pause long enough to be a candidate end, and its score (asked once, at the candidate
@@ -202,15 +197,6 @@ class TurnInput:
         self._closed = False
 
     # -- public state ------------------------------------------------------------------------
-
-    @property
-    def detection(self) -> TurnDetection | None:
-        return self._detection
-
-    @property
-    def in_turn(self) -> bool:
-        """The VAD is following a turn (speech started, not yet ended)."""
-        return self._turn is not None
 
     @property
     def caught_up(self) -> bool:
@@ -280,7 +266,7 @@ class TurnInput:
             item = turn.finish(self.buffer, self.buffer.end)
         else:
             audio = self.buffer.slice(self.buffer.start, self.buffer.end)
-            item = audio_item_from_pcm(new_item_id(), audio, MAX_ENGINE_CHUNK_S)
+            item = audio_item_from_pcm(new_id("item"), audio, MAX_ENGINE_CHUNK_S)
         self.clear()
         return item
 
@@ -375,7 +361,7 @@ class TurnInput:
             self._ignore_before,
         )
         self._idle_from = None
-        self._turn = TurnInProgress(new_item_id(), start, self.settings.prefill_chunk_s)
+        self._turn = TurnInProgress(new_id("item"), start, self.settings.prefill_chunk_s)
         detection = self._detection
         interrupts = self._reply_active and detection is not None and detection.interrupt_response
         going_on = (
@@ -441,7 +427,7 @@ class TurnInput:
     async def _score(self, candidate: _Candidate, now: int) -> None:
         turn, scorer, timing = self._turn, self._scorer, self._timing
         assert turn is not None and scorer is not None and timing is not None
-        window_start = max(turn.start_sample, now - _SMART_TURN_WINDOW_S * ENGINE_SAMPLE_RATE)
+        window_start = max(turn.start_sample, now - SMART_TURN_WINDOW_SAMPLES)
         audio = self.buffer.slice(window_start, now)
         try:
             probability = await scorer.score(audio)
@@ -542,7 +528,7 @@ class TurnInput:
             return
         self._idle_from = None
         audio = self.buffer.slice(start, now)
-        item = audio_item_from_pcm(new_item_id(), audio, MAX_ENGINE_CHUNK_S)
+        item = audio_item_from_pcm(new_id("item"), audio, MAX_ENGINE_CHUNK_S)
         self.buffer.drop_before(now)
         self._emit(IdleTimeout(item, start // _SAMPLES_PER_MS, now // _SAMPLES_PER_MS))
 

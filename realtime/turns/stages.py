@@ -17,13 +17,11 @@ from tokenizer.resample import StreamResampler
 
 class AudioStage(Protocol):
     """A 16 kHz int16 → 16 kHz int16 step that keeps the sample count (a denoiser, an echo
-    canceller). It may hold state across calls; ``reset`` forgets it."""
+    canceller). It may hold state across calls."""
 
     name: str
 
     def process(self, pcm16k: np.ndarray) -> np.ndarray: ...
-
-    def reset(self) -> None: ...
 
 
 class ResampleStage:
@@ -49,6 +47,3 @@ class ResampleStage:
     def held_input(self) -> np.ndarray:
         """Input received whose 16 kHz output the filter still holds back (at ``in_rate``)."""
         return self._resampler.held_input() if self._resampler is not None else np.zeros(0)
-
-    def reset(self) -> None:
-        self._resampler = None
