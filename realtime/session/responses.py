@@ -89,7 +89,9 @@ class ResponseManager:
         speculative_turn: UserAudioItem | None = None,
     ) -> None:
         """Start a response. With ``speculative_turn`` (the user's turn as it would be
-        committed), it runs held back until ``release_speculative``."""
+        committed), it runs held back until ``release_speculative``. A new response always
+        supersedes a speculative one, which is dropped unseen."""
+        self.discard_speculative()
         if self.active is not None:
             raise ProtocolError(
                 "conversation_already_has_active_response",

@@ -181,7 +181,6 @@ class Session:
                     self.responses.cancel("client_cancelled")
                 self.conversation.truncate(event, self.responses.sent_audio_ms(item_id))
             case ce.ResponseCreate(response=params, event_id=event_id):
-                self.responses.discard_speculative()
                 self.responses.create(params, TurnTimings(), event_id=event_id)
             case ce.ResponseCancel(response_id=response_id, event_id=event_id):
                 active = self.responses.active
