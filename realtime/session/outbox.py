@@ -134,6 +134,11 @@ class Outbox:
     def is_paused(self, response_id: str) -> bool:
         return response_id in self._paused
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued to leave (held responses aside)."""
+        return not self._control and not self._ordered
+
     def _put(self, item: Outgoing | _DeferredEvent, *, control: bool) -> None:
         held = self._held.get(item.response_id) if item.response_id is not None else None
         if held is not None:

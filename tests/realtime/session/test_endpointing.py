@@ -32,12 +32,14 @@ async def services() -> AsyncIterator[SessionServices]:
 
 async def stop_position_ms(session: Session, sink: RecordingSink, pcm: np.ndarray, rate: int
                            ) -> tuple[float, int]:  # fmt: skip
-    """Feed ``pcm`` frame by frame, letting the VAD catch up after each; returns how much
-    input (ms) had been sent when speech_stopped came out, and its ``audio_end_ms``."""
+    """Feed ``pcm`` frame by frame, letting the VAD catch up and the events reach the sink
+    after each; returns how much input (ms) had been sent when speech_stopped came out, and its ``audio_end_ms``."""
     frame = rate * FRAME_MS // 1000
     for start in range(0, len(pcm), frame):
         await append(session, pcm[start : start + frame])
-        await until(lambda: session.input.caught_up, timeout_s=10.0, poll_s=0.001)
+        await until(
+            lambda: session.input.caught_up and session.outbox.idle, timeout_s=10.0, poll_s=0.001
+        )
         stopped = [e for e in sink.events if e["type"] == "input_audio_buffer.speech_stopped"]
         if stopped:
             return 1000.0 * min(start + frame, len(pcm)) / rate, stopped[0]["audio_end_ms"]
