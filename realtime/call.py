@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from realtime.client.client import RealtimeClient
+from realtime.client.client import API_KEY_VARIABLE, RealtimeClient
 from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
@@ -62,6 +63,7 @@ async def run_call(
     timeout: float = DEFAULT_TURN_TIMEOUT_S,  # noqa: ASYNC109 (the turn's own bound)
     open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
     chunk_ms: float = 20.0,
+    api_key: str | None = None,
 ) -> CallReport:
     """Hold one turn: say ``wav_path`` (then silence) to ``url``; write the reply to ``out_path``.
 
@@ -75,7 +77,9 @@ async def run_call(
     session = None
     if wav_rate in SUPPORTED_RATES:
         session = {"audio": {"input": {"format": {"type": "audio/pcm", "rate": wav_rate}}}}
-    async with RealtimeClient.connect(url, session=session, open_timeout=open_timeout) as client:
+    async with RealtimeClient.connect(
+        url, session=session, open_timeout=open_timeout, api_key=api_key
+    ) as client:
         turn = await speak_turn(
             client,
             pcm,
@@ -187,6 +191,10 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunk-ms", type=float, default=20.0,
         help="audio sent per input_audio_buffer.append (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--api-key", default=os.environ.get(API_KEY_VARIABLE),
+        help=f"the service's API key or an ek_ client secret (default: ${API_KEY_VARIABLE})",
+    )  # fmt: skip
 
 
 async def main_call(args: argparse.Namespace) -> int:
@@ -202,6 +210,7 @@ async def main_call(args: argparse.Namespace) -> int:
             silence_ms=args.silence_ms,
             timeout=args.timeout,
             chunk_ms=args.chunk_ms,
+            api_key=args.api_key,
         )
     except RealtimeConnectionError as exc:
         print(f"step-realtime call: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 from realtime import __version__
@@ -21,6 +21,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.engines.factory import ENGINE_NAMES
     from realtime.engines.sim import SimParams
     from realtime.engines.vllm.cli_args import add_vllm_arguments
+    from realtime.server.access_cli import add_access_arguments
     from realtime.speaking.factory import POLICY_NAMES
     from tts.cosyvoice_cli import add_cosyvoice_arguments
     from tts.factory import TTS_NAMES
@@ -146,6 +147,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--espeak-wpm", type=int, default=175, help="espeak-ng speed, words per minute"
     )
     add_cosyvoice_arguments(parser)
+    add_access_arguments(parser)
 
     turns = parser.add_argument_group("turns and pacing")
     turns.add_argument(
@@ -215,7 +217,9 @@ def _serve(args: argparse.Namespace) -> int:
         ServerVad,
         SessionConfig,
     )
+    from realtime.server.access_cli import access_options_from, rate_limits_from
     from realtime.server.app import create_app
+    from realtime.server.drain import DrainingServer, drain_sessions
     from realtime.server.resources import ServiceOptions
     from realtime.session.services import SessionSettings
     from realtime.speaking.base import SpeakingParams
@@ -251,6 +255,7 @@ def _serve(args: argparse.Namespace) -> int:
             seed=args.sim_seed,
         )
         vllm = vllm_options_from(args) if args.engine == "vllm" else None
+        access = access_options_from(args)
     except ValueError as exc:
         print(f"step-realtime serve: error: {exc}", file=sys.stderr)
         return 2
@@ -279,6 +284,8 @@ def _serve(args: argparse.Namespace) -> int:
                 audio=AudioConfig(input=InputAudio(turn_detection=turn_detection)),
             ),
             max_event_bytes=max_event_bytes,
+            max_session_s=60.0 * args.session_minutes,
+            rate_limits=rate_limits_from(args),
             audio_lead_ms=args.audio_lead_ms,
             max_buffered_reply_ms=args.max_buffered_ms,
             incremental_prefill=not args.no_incremental_prefill,
@@ -301,8 +308,16 @@ def _serve(args: argparse.Namespace) -> int:
     )
     # httpx logs every request at INFO: each engine request and each health check.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
-    uvicorn.run(
-        create_app(options),
+    if not access.keys:
+        log = logging.getLogger("realtime.server")
+        if args.insecure_no_auth:
+            log.warning("NO AUTHENTICATION on %s:%d (--insecure-no-auth): anyone who reaches "
+                        "this port can use the engine", args.host, args.port)  # fmt: skip
+        else:
+            log.info("no API key set: serving on loopback only, without authentication")
+    app = create_app(options, access)
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         loop="uvloop",
@@ -312,6 +327,13 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
     )
+
+    def drain() -> Awaitable[None] | None:
+        gate = getattr(app.state, "gate", None)  # set once the service is up
+        return drain_sessions(gate, args.drain_timeout_s) if gate is not None else None
+
+    server = DrainingServer(config, drain)
+    server.run()
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from realtime.bench.transports import (
     build_transport,
     service_endpoints,
 )
+from realtime.client.client import API_KEY_VARIABLE
 from realtime.client.turn import DEFAULT_TRAILING_SILENCE_MS
 
 DEFAULT_URL = "ws://127.0.0.1:8080/v1/realtime"
@@ -90,6 +92,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--webrtc-allow-loopback", action="store_true",
         help="offer ICE candidates on 127.0.0.1 (aioice leaves them out); on by default when "
         "the URL's host is a loopback address",
+    )  # fmt: skip
+    target.add_argument(
+        "--api-key", default=os.environ.get(API_KEY_VARIABLE),
+        help=f"the service's API key or an ek_ client secret (default: ${API_KEY_VARIABLE})",
     )  # fmt: skip
     target.add_argument(
         "--session-json", metavar="JSON",
@@ -305,7 +311,9 @@ async def _bench(
         options=_options(args),
     )
     transport = build_transport(
-        args.transport, allow_loopback=args.webrtc_allow_loopback or endpoints.loopback
+        args.transport,
+        allow_loopback=args.webrtc_allow_loopback or endpoints.loopback,
+        api_key=args.api_key,
     )
     live = errors.is_terminal and not args.no_progress
     progress = LiveProgress(errors, live=live, simulated=server.simulated)

@@ -74,6 +74,9 @@ class WebSocketTransport:
 
     name = "websocket"
 
+    def __init__(self, *, api_key: str | None = None) -> None:
+        self.api_key = api_key
+
     async def open(
         self,
         endpoints: ServiceEndpoints,
@@ -82,7 +85,7 @@ class WebSocketTransport:
         open_timeout: float,
     ) -> RealtimeConnection:
         return await RealtimeClient.connect(
-            endpoints.websocket, session=session, open_timeout=open_timeout
+            endpoints.websocket, session=session, open_timeout=open_timeout, api_key=self.api_key
         )
 
 
@@ -96,8 +99,9 @@ class WebRtcTransport:
 
     name = "webrtc"
 
-    def __init__(self, *, allow_loopback: bool) -> None:
+    def __init__(self, *, allow_loopback: bool, api_key: str | None = None) -> None:
         self.allow_loopback = allow_loopback
+        self.api_key = api_key
 
     async def open(
         self,
@@ -113,12 +117,15 @@ class WebRtcTransport:
             session=session,
             allow_loopback=self.allow_loopback,
             open_timeout=open_timeout,
+            api_key=self.api_key,
         )
 
 
-def build_transport(name: str, *, allow_loopback: bool = False) -> Transport:
+def build_transport(
+    name: str, *, allow_loopback: bool = False, api_key: str | None = None
+) -> Transport:
     if name == "websocket":
-        return WebSocketTransport()
+        return WebSocketTransport(api_key=api_key)
     if name == "webrtc":
-        return WebRtcTransport(allow_loopback=allow_loopback)
+        return WebRtcTransport(allow_loopback=allow_loopback, api_key=api_key)
     raise ValueError(f"unknown transport {name!r}; choose from {', '.join(TRANSPORT_NAMES)}")

@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Coroutine, Generator
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +33,9 @@ from realtime.client.events import (
 from realtime.client.inbox import EventInbox, EventMatch
 from tokenizer.pcm import pcm16_to_base64
 from tokenizer.resample import resample
+
+# Where the command-line clients (call, bench) find the key they present by default.
+API_KEY_VARIABLE = "STEP_REALTIME_API_KEY"
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +87,30 @@ class RealtimeClient:
 
     @classmethod
     def connect(
-        cls, url: str, *, session: dict[str, Any] | None = None, open_timeout: float = 10.0
+        cls,
+        url: str,
+        *,
+        session: dict[str, Any] | None = None,
+        open_timeout: float = 10.0,
+        api_key: str | None = None,
     ) -> _Connecting:
         """Connect, wait for ``session.created`` and apply ``session`` (a partial session
         object) with ``session.update``. Every step is bounded by ``open_timeout`` seconds.
+        ``api_key`` (a key or an ``ek_`` client secret) is sent as a Bearer token.
 
         Raises ``RealtimeConnectionError`` when the server cannot be reached or does not open
         a session, and ``RealtimeServerError`` when it rejects ``session``.
         """
-        return _Connecting(cls, url, session, open_timeout)
+        return _Connecting(cls, url, session, open_timeout, api_key)
 
     @classmethod
     async def _open(
-        cls, url: str, session: dict[str, Any] | None, open_timeout: float
+        cls, url: str, session: dict[str, Any] | None, open_timeout: float, api_key: str | None
     ) -> RealtimeClient:
         try:
             connection = await connect(
                 url,
+                additional_headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
                 open_timeout=open_timeout,
                 max_size=MAX_EVENT_BYTES,
                 compression=None,  # base64 audio barely compresses; deflate only adds latency
@@ -358,18 +368,23 @@ class _Connecting:
         url: str,
         session: dict[str, Any] | None,
         open_timeout: float,
+        api_key: str | None,
     ) -> None:
         self._client_type = client_type
         self._url = url
         self._session = session
         self._open_timeout = open_timeout
+        self._api_key = api_key
         self._client: RealtimeClient | None = None
 
+    def _open(self) -> Coroutine[Any, Any, RealtimeClient]:
+        return self._client_type._open(self._url, self._session, self._open_timeout, self._api_key)
+
     def __await__(self) -> Generator[Any, None, RealtimeClient]:
-        return self._client_type._open(self._url, self._session, self._open_timeout).__await__()
+        return self._open().__await__()
 
     async def __aenter__(self) -> RealtimeClient:
-        self._client = await self._client_type._open(self._url, self._session, self._open_timeout)
+        self._client = await self._open()
         return self._client
 
     async def __aexit__(

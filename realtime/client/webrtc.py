@@ -75,6 +75,7 @@ class RealtimeWebRtcClient:
         self._stream_count = 0
         self._closed = False
         self.frames_received = 0
+        self._auth: dict[str, str] = {}
 
     # -- opening and closing -----------------------------------------------------------------
 
@@ -87,9 +88,11 @@ class RealtimeWebRtcClient:
         ice_servers: Sequence[IceServer] = (),
         allow_loopback: bool = False,
         open_timeout: float = 20.0,
+        api_key: str | None = None,
     ) -> RealtimeWebRtcClient:
         """Offer a call, wait for ``session.created`` on the data channel, and apply
         ``session`` with ``session.update``. Every step is bounded by ``open_timeout``.
+        ``api_key`` (a key or an ``ek_`` client secret) is sent as a Bearer token.
 
         Raises ``RealtimeConnectionError`` when the call cannot be set up.
         """
@@ -98,6 +101,7 @@ class RealtimeWebRtcClient:
         pc = RTCPeerConnection(config)
         microphone = PacedAudioTrack()
         client = cls(pc, base_url, microphone)
+        client._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         try:
             async with asyncio.timeout(open_timeout):
                 await client._negotiate(allow_loopback)
@@ -138,7 +142,7 @@ class RealtimeWebRtcClient:
                 reply = await http.post(
                     self.url + CALLS_PATH,
                     content=pc.localDescription.sdp.encode(),
-                    headers={"Content-Type": "application/sdp"},
+                    headers={"Content-Type": "application/sdp", **self._auth},
                 )
             except httpx.HTTPError as exc:
                 raise RealtimeConnectionError(f"could not reach {self.url}: {exc}") from exc
@@ -154,7 +158,9 @@ class RealtimeWebRtcClient:
         if self.call_id is not None and not self._closed:
             async with httpx.AsyncClient(timeout=5.0) as http:
                 with contextlib.suppress(httpx.HTTPError):
-                    await http.post(f"{self.url}{CALLS_PATH}/{self.call_id}/hangup")
+                    await http.post(
+                        f"{self.url}{CALLS_PATH}/{self.call_id}/hangup", headers=self._auth
+                    )
         await self.close()
 
     async def close(self) -> None:

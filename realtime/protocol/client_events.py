@@ -156,6 +156,8 @@ def parse_client_event(raw: str | bytes, max_bytes: int) -> ClientEvent:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError("invalid_json", f"event is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("invalid_json", "event is nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("invalid_event", "event must be a JSON object")
     event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
@@ -174,6 +176,8 @@ def parse_client_event(raw: str | bytes, max_bytes: int) -> ClientEvent:
         )
     try:
         return _ADAPTER.validate_python(data)
+    except RecursionError:
+        raise ProtocolError("invalid_event", "event is nested too deeply", None, event_id) from None
     except ValidationError as exc:
         error = ProtocolError.from_validation(exc, prefix="", event_id=event_id)
         # Pydantic puts the discriminator value first in the location: drop it.

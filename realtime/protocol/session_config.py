@@ -197,9 +197,13 @@ def apply_session_update(current: SessionConfig, patch: Any, event_id: str | Non
             )
     if "model" in patch and patch["model"] not in ("", current.model):
         patch.pop("model")  # the engine is fixed per server; accept clients that name theirs
-    merged = _deep_merge(current.model_dump(mode="python"), patch)
     try:
+        merged = _deep_merge(current.model_dump(mode="python"), patch)
         return SessionConfig.model_validate(merged)
+    except RecursionError:
+        raise ProtocolError(
+            "invalid_value", "'session' is nested too deeply", "session", event_id
+        ) from None
     except Exception as exc:
         raise ProtocolError.from_validation(
             exc, prefix="session", event_id=event_id, union_tags=_TURN_DETECTION_TAGS

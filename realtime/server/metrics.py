@@ -69,6 +69,30 @@ class ServiceMetrics:
         self.errors_total = Counter(
             "step_realtime_errors", "Error events sent to clients", ["code"], registry=self.registry
         )
+        self.internal_errors_total = Counter(
+            "step_realtime_internal_errors",
+            "Unexpected exceptions caught by a session's supervision, by where they escaped",
+            ["where"],
+            registry=self.registry,
+        )
+        self.sessions_refused_total = Counter(
+            "step_realtime_sessions_refused",
+            "WebSocket handshakes and WebRTC offers refused before a session opened, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.sessions_ended_total = Counter(
+            "step_realtime_sessions_ended_by_server",
+            "Sessions the server ended: expired, shutting_down, internal_error",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rate_limited_total = Counter(
+            "step_realtime_rate_limited_events",
+            "Client events refused by a session's rate limits, by limit",
+            ["limit"],
+            registry=self.registry,
+        )
         self.stage_seconds = Histogram(
             "step_realtime_stage_seconds",
             "Latency of each stage of a turn (see README, 'Metrics')",

@@ -33,9 +33,12 @@ _ALLOWED_CONTENT = {
 
 
 class ConversationLog:
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, max_bytes: int | None = None) -> None:
+        """``max_bytes``: past it, the oldest items are dropped (``conversation.item.deleted``)
+        as new ones come, the last two always kept."""
         self._outbox = outbox
         self.items: list[ConversationItem] = []
+        self.max_bytes = max_bytes
 
     # -- reading -------------------------------------------------------------------------
 
@@ -74,6 +77,7 @@ class ConversationLog:
     # -- changes -------------------------------------------------------------------------
 
     def commit_user_audio(self, item: UserAudioItem) -> None:
+        self._make_room()
         previous = self.previous_item_id()
         self.items.append(item)
         wire = ev.message_item(item.id, "user", [{"type": "input_audio", "transcript": None}])
@@ -83,6 +87,7 @@ class ConversationLog:
 
     def append_reply(self, item: AssistantItem) -> str | None:
         """Add the item a response is producing; returns the id of the item before it."""
+        self._make_room()
         previous = self.previous_item_id()
         self.items.append(item)
         return previous
@@ -105,6 +110,7 @@ class ConversationLog:
                 "previous_item_id",
                 event.event_id,
             )
+        self._make_room()
         self.items.append(item)
         wire: dict[str, Any] = spec.model_dump(mode="json", exclude_none=True) | {
             "id": item_id,
@@ -147,6 +153,15 @@ class ConversationLog:
             item.status = "incomplete"
         self._outbox.send_now(ev.item_truncated(item.id, event.content_index, event.audio_end_ms))
 
+    def _make_room(self) -> None:
+        if self.max_bytes is None:
+            return
+        total = sum(_item_bytes(item) for item in self.items)
+        while total > self.max_bytes and len(self.items) > 2:
+            oldest = self.items.pop(0)
+            total -= _item_bytes(oldest)
+            self._outbox.send_now(ev.item_deleted(oldest.id))
+
     def add_transcription(self, transcription: InputTranscription) -> None:
         for item in self.items:
             if item.id == transcription.item_id and isinstance(item, UserAudioItem):
@@ -155,6 +170,16 @@ class ConversationLog:
                     ev.transcription_completed(item.id, transcription.text, item.duration_s)
                 )
                 return
+
+
+def _item_bytes(item: ConversationItem) -> int:
+    """What an item holds in memory, near enough: its audio and its texts."""
+    size = sum(chunk.nbytes for chunk in getattr(item, "chunks", ()))
+    for name in ("text", "reasoning", "transcript", "arguments", "output"):
+        value = getattr(item, name, None)
+        if isinstance(value, str):
+            size += len(value)
+    return size
 
 
 def _item_from_spec(

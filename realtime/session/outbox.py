@@ -43,6 +43,15 @@ Outgoing = AudioFrame | EventMessage
 
 
 @dataclass(frozen=True)
+class Closing:
+    """The last thing out of an outbox: the transport is to close with ``code`` and ``reason``
+    (WebSocket close codes; other transports map them)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class _DeferredEvent:
     build: Callable[[], dict[str, Any]]
     response_id: str
@@ -87,12 +96,17 @@ class Outbox:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._closed = False
+        self._closing: Closing | None = None
 
     # -- producers ---------------------------------------------------------------------
 
     def send_now(self, event: dict[str, Any], response_id: str | None = None) -> None:
         """Queue a control event ahead of all response items."""
-        if self._closed or (response_id is not None and response_id in self._stale):
+        if (
+            self._closed
+            or self._closing
+            or (response_id is not None and response_id in self._stale)
+        ):
             return
         self._put(EventMessage(event, response_id), control=True)
 
@@ -133,6 +147,17 @@ class Outbox:
 
     def is_paused(self, response_id: str) -> bool:
         return response_id in self._paused
+
+    def finish(self, code: int, reason: str) -> None:
+        """Close the transport once the control events queued so far have left; anything
+        queued after this is dropped."""
+        if self._closing is None and not self._closed:
+            self._closing = Closing(code, reason)
+            self._wake.set()
+
+    @property
+    def finishing(self) -> bool:
+        return self._closing is not None
 
     @property
     def idle(self) -> bool:
@@ -211,14 +236,18 @@ class Outbox:
 
     # -- the transport's sender --------------------------------------------------------
 
-    async def get(self) -> Outgoing:
-        """The next item to send now. Stale items never come out of here."""
+    async def get(self) -> Outgoing | Closing:
+        """The next item to send now. Stale items never come out of here; after ``finish``,
+        the control events queued before it, then the ``Closing``."""
         while True:
             if self._closed:
                 raise OutboxClosed
             self._drop_stale()
             if self._control:
                 return self._control.popleft()
+            if self._closing is not None:
+                self._closed = True
+                return self._closing
             if self._ordered:
                 head = self._ordered[0]
                 if isinstance(head, EventMessage):

@@ -10,6 +10,7 @@ from realtime.engines.base import Engine
 from realtime.protocol.session_config import SessionConfig
 from realtime.server.metrics import ServiceMetrics
 from realtime.session.outbox import Outgoing
+from realtime.session.rate_limits import RateLimits
 from realtime.speaking.base import SpeakingPolicy
 from realtime.turns.end_of_turn import TurnScorer
 from realtime.turns.input import TurnSettings
@@ -34,6 +35,11 @@ class SessionSettings:
     default_config: SessionConfig = field(default_factory=SessionConfig)
     max_event_bytes: int = 8 * 1024 * 1024
     max_input_buffer_s: float = 600.0
+    max_history_bytes: int = 64 * 1024 * 1024
+    """The conversation's items (audio and text) beyond this are dropped, oldest first."""
+    max_session_s: float = 3600.0
+    """A session's lifetime (``expires_at``), as OpenAI's: 60 minutes."""
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     frame_ms: int = 20
     audio_lead_ms: float = 200.0
     max_buffered_reply_ms: float = 2000.0
@@ -57,6 +63,11 @@ class TransportSink(Protocol):
     name: str
 
     async def deliver(self, item: Outgoing) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """End the transport (a WebSocket close code; others map it), after what was
+        delivered."""
+        ...
 
 
 @dataclass

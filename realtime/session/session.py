@@ -25,9 +25,11 @@ from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig, apply_session_update
 from realtime.session.conversation_log import ConversationLog
-from realtime.session.outbox import Outbox, OutboxClosed
+from realtime.session.outbox import Closing, Outbox, OutboxClosed
+from realtime.session.rate_limits import SessionRateLimits
 from realtime.session.responses import ResponseManager
 from realtime.session.services import SessionServices, TransportSink
+from realtime.session.supervision import Supervisor
 from realtime.session.timings import TurnTimings
 from realtime.turns.audio_buffer import InputBufferFull
 from realtime.turns.input import (
@@ -62,6 +64,7 @@ class Session:
         config: SessionConfig | None = None,
     ) -> None:
         self._services = services
+        self.metrics = services.metrics
         self._settings = services.settings
         self._sink = sink
         base = config or self._settings.default_config
@@ -69,12 +72,16 @@ class Session:
             update={
                 "id": ev.new_id("sess"),
                 "model": base.model or services.engine.info.model,
-                "expires_at": int(time.time()) + 3600,
+                "expires_at": int(time.time() + self._settings.max_session_s),
             },
             deep=True,
         )
         self.outbox = Outbox(self.config.output_rate, lead_ms=self._settings.audio_lead_ms)
-        self.conversation = ConversationLog(self.outbox)
+        self.conversation = ConversationLog(self.outbox, self._settings.max_history_bytes)
+        self._rate_limits = SessionRateLimits(
+            self._settings.rate_limits,
+            lambda limit: services.metrics.rate_limited_total.labels(limit=limit).inc(),
+        )
         self.input = TurnInput(
             services.vad,
             self,
@@ -98,21 +105,75 @@ class Session:
         self._prefill_again = False
         self._pending_snapshot: UserAudioItem | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._send_task: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
+        self._finished = asyncio.Event()
+        self.supervisor = Supervisor(
+            self.config.id, services.metrics, self.outbox.send_now, self._end_for_supervisor
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         self._services.metrics.sessions_total.labels(transport=self._sink.name).inc()
         self._services.metrics.sessions_active.labels(transport=self._sink.name).inc()
-        self._tasks = [asyncio.create_task(self._send_loop(), name=f"{self.config.id}-send")]
-        self.input.start(self.config.id)
+        send = asyncio.create_task(self._send_loop(), name=f"{self.config.id}-send")
+        self._send_task = send
+        self._tasks = [send]
+        self.supervisor.watch(send, "sending events", vital=True)
+        self.supervisor.watch(self.input.start(self.config.id), "voice activity detection",
+                              vital=True)  # fmt: skip
         self.outbox.send_now(ev.session_created(self.config.wire()))
+        self._expiry = asyncio.get_running_loop().call_later(
+            self._settings.max_session_s, self._expire
+        )
+
+    def _expire(self) -> None:
+        minutes = self._settings.max_session_s / 60
+        self._services.metrics.sessions_ended_total.labels(reason="expired").inc()
+        message = f"Your session hit the maximum duration of {minutes:g} minutes."
+        self.end(1000, "session expired", ProtocolError("session_expired", message))
+
+    def end(self, code: int, reason: str, error: ProtocolError | None = None) -> bool:
+        """End the session from the server's side: cancel the reply in progress, send
+        ``error`` if given, then close the transport with ``code``. The transport then calls
+        ``close``. False if it was already ending."""
+        if self._closed or self.outbox.finishing:
+            return False
+        self._stop_prefill()
+        self.responses.cancel(None)
+        if error is not None:
+            self._report(error)
+        self.outbox.finish(code, reason)
+        if self._send_task is None or self._send_task.done():
+            # Nothing left to deliver the close: close the transport directly.
+            task = asyncio.create_task(self._close_sink(code, reason))
+            self._tasks.append(task)
+        return True
+
+    @property
+    def finished(self) -> bool:
+        """The server ended the session and closed its transport (``end``)."""
+        return self._finished.is_set()
+
+    async def wait_finished(self) -> None:
+        await self._finished.wait()
+
+    @property
+    def replying(self) -> bool:
+        """A reply is being produced or its audio is still leaving."""
+        return self.responses.active is not None or not self.outbox.idle
+
+    def _end_for_supervisor(self, code: int, reason: str) -> None:
+        self.end(code, reason)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         self._services.metrics.sessions_active.labels(transport=self._sink.name).dec()
         self._stop_prefill()
         await self.input.aclose()
@@ -126,15 +187,23 @@ class Session:
     # -- input -------------------------------------------------------------------------
 
     async def handle_message(self, raw: str | bytes) -> None:
-        """One client event from the transport. Bad events get an ``error`` event, nothing else."""
+        """One client event from the transport. Bad events get an ``error`` event, nothing else;
+        an unexpected exception is the supervisor's (reported, and the session goes on)."""
+        event: ce.ClientEvent | None = None
         try:
+            self._rate_limits.admit_event(len(raw))
             event = ce.parse_client_event(raw, self._settings.max_event_bytes)
             self._dispatch(event)
         except ProtocolError as err:
             self._report(err)
+        except Exception as exc:
+            event_id = event.event_id if event is not None else None
+            where = f"handling {event.type}" if event is not None else "reading a client event"
+            self.supervisor.failed(exc, where, event_id=event_id)
 
     def append_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Input audio from any transport: mono int16 at ``sample_rate``."""
+        self._rate_limits.admit_audio(len(pcm) / sample_rate)
         try:
             self.input.append(pcm, sample_rate)
         except InputBufferFull:
@@ -362,7 +431,16 @@ class Session:
         with contextlib.suppress(OutboxClosed):
             while True:
                 item = await self.outbox.get()
+                if isinstance(item, Closing):
+                    await self._close_sink(item.code, item.reason)
+                    return
                 await self._sink.deliver(item)
+
+    async def _close_sink(self, code: int, reason: str) -> None:
+        try:
+            await self._sink.close(code, reason)
+        finally:
+            self._finished.set()
 
 
 def _same_audio(a: UserAudioItem, b: UserAudioItem) -> bool:

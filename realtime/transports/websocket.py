@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from realtime.protocol import server_events as ev
+from realtime.protocol.session_config import SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
@@ -31,30 +35,51 @@ class WebSocketSink:
             event = item.event
         await self._websocket.send_text(json.dumps(event, separators=(",", ":")))
 
+    async def close(self, code: int, reason: str) -> None:
+        if self._websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await self._websocket.close(code, reason)
 
-async def serve_websocket(websocket: WebSocket, services: SessionServices) -> None:
-    """Run one session over an accepted-on-arrival WebSocket until either side closes."""
+
+async def serve_websocket(
+    websocket: WebSocket,
+    services: SessionServices,
+    *,
+    config: SessionConfig | None = None,
+    on_session: Callable[[Session], None] | None = None,
+) -> None:
+    """Accept an admitted WebSocket and run one session on it until either side ends it."""
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(
         subprotocol=REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in offered else None
     )
-    session = Session(services, WebSocketSink(websocket))
+    session = Session(services, WebSocketSink(websocket), config=config)
+    if on_session is not None:
+        on_session(session)
     await session.start()
+    receiving = asyncio.create_task(_receive(websocket, session))
+    finished = asyncio.create_task(session.wait_finished())
     try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            raw = message.get("text")
-            if raw is None:
-                raw = message.get("bytes") or b""
-            await session.handle_message(raw)
-    except WebSocketDisconnect:
-        pass
+        await asyncio.wait({receiving, finished}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in (receiving, finished):
+            task.cancel()
+        await asyncio.gather(receiving, finished, return_exceptions=True)
         await session.close()
         if websocket.application_state != WebSocketState.DISCONNECTED:
             try:
                 await websocket.close()
             except (RuntimeError, WebSocketDisconnect):
                 log.debug("websocket already closed by the client")
+
+
+async def _receive(websocket: WebSocket, session: Session) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            await session.handle_message(raw)

@@ -211,8 +211,10 @@ class TurnInput:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, name: str) -> None:
+    def start(self, name: str) -> asyncio.Task[None]:
+        """Start following the audio; the task is the caller's to supervise."""
         self._task = asyncio.create_task(self._vad_loop(), name=f"{name}-vad")
+        return self._task
 
     async def aclose(self) -> None:
         self._closed = True

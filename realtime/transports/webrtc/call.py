@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
+from realtime.protocol.session_config import SessionConfig
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
 from realtime.transports.webrtc.loopback import gather_with_loopback
@@ -44,16 +45,23 @@ class WebRtcCall:
         services: SessionServices,
         options: WebRtcOptions,
         *,
+        config: SessionConfig | None = None,
+        on_session: Callable[[Session], None] | None = None,
         on_ended: Callable[[WebRtcCall], None] | None = None,
     ) -> None:
+        """``config``: the session's configuration (default: the service's);
+        ``on_session``: told the session once it exists; ``on_ended``: told when the call
+        is over, however it ends."""
         self.id = ev.new_id("rtc")
+        self._config = config
+        self._on_session = on_session
         self._services = services
         self._options = options
         self._on_ended = on_ended
         self._pc = RTCPeerConnection(options.rtc_configuration())
         self._track = PacedAudioTrack()
         self._events = EventChannel()
-        self._sink = WebRtcSink(self._track, self._events)
+        self._sink = WebRtcSink(self._track, self._events, hang_up=self._end_soon)
         self._session: Session | None = None
         self._client_events: asyncio.Queue[str | bytes] = asyncio.Queue(_MAX_QUEUED_CLIENT_EVENTS)
         self._connected = asyncio.Event()
@@ -97,7 +105,9 @@ class WebRtcCall:
             raise
         if self.ended:
             raise OfferRejected(503, "call_ended", "the call ended while it was being answered")
-        session = Session(self._services, self._sink)
+        session = Session(self._services, self._sink, config=self._config)
+        if self._on_session is not None:
+            self._on_session(session)
         self._sink.bind(session.outbox)
         session.outbox.lead_s = self._options.audio_lead_ms / 1000.0
         self._session = session

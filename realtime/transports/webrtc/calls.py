@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from realtime.protocol.session_config import SessionConfig
 from realtime.session.services import SessionServices
+from realtime.session.session import Session
 from realtime.transports.webrtc.call import WebRtcCall
 from realtime.transports.webrtc.offer import read_offer
 from realtime.transports.webrtc.options import WebRtcOptions
@@ -30,12 +33,33 @@ class WebRtcCalls:
         return self._calls.get(call_id)
 
     async def answer(
-        self, body: bytes, content_type: str | None, size: int | None = None
+        self,
+        body: bytes,
+        content_type: str | None,
+        size: int | None = None,
+        *,
+        config: SessionConfig | None = None,
+        on_session: Callable[[Session], None] | None = None,
+        on_ended: Callable[[], None] | None = None,
     ) -> CallAnswer:
         """Answer an offer (raises ``OfferRejected`` with the 4xx to send for a bad one).
-        ``size`` is the body's full size when only part of it was read."""
-        sdp = read_offer(body, content_type, self.options.max_offer_bytes, size)
-        call = WebRtcCall(self.services, self.options, on_ended=self._forget)
+        ``size`` is the body's full size when only part of it was read; ``on_ended`` is
+        called once when the call is over (also when the offer is rejected)."""
+        try:
+            sdp = read_offer(body, content_type, self.options.max_offer_bytes, size)
+        except BaseException:
+            if on_ended is not None:
+                on_ended()
+            raise
+
+        def ended(call: WebRtcCall) -> None:
+            self._forget(call)
+            if on_ended is not None:
+                on_ended()
+
+        call = WebRtcCall(
+            self.services, self.options, config=config, on_session=on_session, on_ended=ended
+        )
         self._calls[call.id] = call
         answer = await call.answer(sdp)
         return CallAnswer(call.id, answer)

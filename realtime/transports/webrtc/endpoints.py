@@ -7,10 +7,13 @@ the SDP answer and a ``Location`` naming the call, as OpenAI's WebRTC API does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from realtime.protocol.session_config import SessionConfig
+from realtime.session.session import Session
 from realtime.transports.webrtc.calls import WebRtcCalls
 from realtime.transports.webrtc.offer import SDP_MEDIA_TYPE, OfferRejected
 
@@ -32,10 +35,25 @@ async def _limited_body(request: Request, max_bytes: int) -> tuple[bytes, int]:
     return bytes(body), len(body)
 
 
-async def create_call(request: Request, calls: WebRtcCalls) -> Response:
+async def create_call(
+    request: Request,
+    calls: WebRtcCalls,
+    *,
+    config: SessionConfig | None = None,
+    on_session: Callable[[Session], None] | None = None,
+    on_ended: Callable[[], None] | None = None,
+) -> Response:
+    """Answer the offer in ``request``; see ``WebRtcCalls.answer`` for the hooks."""
     body, size = await _limited_body(request, calls.options.max_offer_bytes)
     try:
-        answer = await calls.answer(body, request.headers.get("content-type"), size)
+        answer = await calls.answer(
+            body,
+            request.headers.get("content-type"),
+            size,
+            config=config,
+            on_session=on_session,
+            on_ended=on_ended,
+        )
     except OfferRejected as rejected:
         log.info("WebRTC offer rejected: %s", rejected.message)
         return JSONResponse(rejected.body(), status_code=rejected.status)

@@ -76,7 +76,7 @@ class WebRtcOptions:
     allow_loopback: bool = False
     max_offer_bytes: int = 64 * 1024
     # From the answer to an established connection; a call that never connects is dropped.
-    connect_timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
     # No inbound audio for this long on an established call means the peer is gone (a
     # closed tab stops sending without saying so; ICE consent takes ~30 s to notice).
     media_timeout_s: float = 15.0

@@ -9,9 +9,12 @@ response is cut off.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCDataChannel
@@ -52,6 +55,19 @@ class EventChannel:
             return
         self._send(channel, text)
 
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until what was sent has left the channel's buffer."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open" or channel.bufferedAmount == 0:
+            return
+        emptied = asyncio.Event()
+        channel.bufferedAmountLowThreshold = 0
+        channel.on("bufferedamountlow", emptied.set)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await emptied.wait()
+        channel.remove_listener("bufferedamountlow", emptied.set)
+
     def _flush(self) -> None:
         channel = self._channel
         while channel is not None and self._pending and channel.readyState == "open":
@@ -74,9 +90,17 @@ class WebRtcSink:
 
     name = "webrtc"
 
-    def __init__(self, track: PacedAudioTrack, events: EventChannel) -> None:
+    def __init__(
+        self,
+        track: PacedAudioTrack,
+        events: EventChannel,
+        *,
+        hang_up: Callable[[str], None] | None = None,
+    ) -> None:
+        """``hang_up(reason)`` ends the call when the session ends it."""
         self._track = track
         self._events = events
+        self._hang_up = hang_up
         self._outbox: Outbox | None = None
         self._rates: dict[str, int] = {}
         self._resamplers: dict[str, StreamResampler] = {}
@@ -103,6 +127,12 @@ class WebRtcSink:
         elif kind == "response.done":
             self._end_response(event["response"])
         self._events.send(event)
+
+    async def close(self, code: int, reason: str) -> None:
+        """The session ends the call: let its last events reach the peer, then hang up."""
+        await self._events.drain(timeout_s=1.0)
+        if self._hang_up is not None:
+            self._hang_up(f"{reason} ({code})")
 
     # -- PlaybackListener --------------------------------------------------------------------
 
