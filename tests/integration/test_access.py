@@ -72,6 +72,7 @@ async def test_a_websocket_without_a_valid_key_is_refused_before_the_upgrade(
 ) -> None:
     status, body, headers = await refused(keyed_service)
     assert status == 401 and body["error"]["code"] == "missing_api_key"
+    assert headers["WWW-Authenticate"] == "Bearer"
     assert body["error"]["type"] == "invalid_request_error" and "message" in body["error"]
     status, body, _ = await refused(keyed_service, key="sk-wrong")
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
