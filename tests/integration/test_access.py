@@ -197,6 +197,41 @@ async def test_sessions_past_the_limits_are_refused_and_a_freed_slot_is_reused(
     assert 'step_realtime_sessions_refused_total{reason="server_at_capacity"}' in text
 
 
+@pytest.fixture(scope="module")
+def one_slot_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    log = tmp_path_factory.mktemp("one-slot") / "serve.log"
+    with ServiceProcess("--max-sessions", "1", log_path=log) as service:
+        yield service
+
+
+async def test_a_webrtc_offer_that_never_connects_holds_a_slot_until_it_is_freed(
+    one_slot_service: ServiceProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=one_slot_service.http_url, timeout=10) as http:
+
+        async def offer() -> httpx.Response:
+            return await http.post("/v1/realtime/calls", content=(await make_offer()).encode(),
+                                   headers={"Content-Type": "application/sdp"})  # fmt: skip
+
+        assert (await offer()).status_code == 201  # the caller goes away: no ICE, no DTLS
+        refused = await offer()
+        assert refused.status_code == 503 and refused.headers["Retry-After"].isdigit()
+        with pytest.raises(InvalidStatus):
+            async with session(one_slot_service):
+                pass
+        started = time.monotonic()
+        while time.monotonic() - started < 20:
+            await asyncio.sleep(0.25)
+            try:
+                async with session(one_slot_service):
+                    break
+            except InvalidStatus:
+                continue
+        else:
+            pytest.fail("the unconnected offer's slot was not freed")
+        assert time.monotonic() - started < 15
+
+
 def test_no_key_reaches_the_log(keyed_service: ServiceProcess) -> None:
     text = keyed_service.log_path.read_text(errors="replace")
     assert "401" in text  # the refused handshakes were logged

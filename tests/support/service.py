@@ -84,6 +84,16 @@ class ServiceProcess:
         except OSError:
             return ""
 
+    def send_signal(self, sig: int) -> None:
+        assert self._process is not None, "the service is not running"
+        self._process.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> int:
+        """The service's exit status, once it has exited (``TimeoutExpired`` after
+        ``timeout_s``)."""
+        assert self._process is not None, "the service is not running"
+        return self._process.wait(timeout_s)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

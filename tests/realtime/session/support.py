@@ -59,12 +59,16 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.events: list[dict] = []
+        self.closed_with: tuple[int, str] | None = None
 
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, EventMessage):
             self.events.append(item.event)
         else:
             assert isinstance(item, AudioFrame)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
 
 
 async def append(session: Session, pcm: np.ndarray) -> None:
