@@ -24,6 +24,26 @@ const SEND_BLOCKS = 2; // WebSocket: microphone blocks (20 ms) per input_audio_b
 const $ = (id) => document.getElementById(id);
 const now = () => performance.now();
 
+// A service with API keys wants a credential. Never put a server key in a page: an operator's
+// backend mints an ephemeral client secret (POST /v1/realtime/client_secrets) and opens this
+// page as /#client_secret=ek_... (a fragment never reaches a server or its logs), or the user
+// pastes one into the page's field.
+function takeSecretFromFragment() {
+  const match = /(?:^#|&)client_secret=([^&]+)/.exec(location.hash);
+  if (!match) return;
+  $("credential").value = decodeURIComponent(match[1]);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+function credential() {
+  return $("credential").value.trim();
+}
+
+function authHeaders() {
+  const secret = credential();
+  return secret ? { Authorization: `Bearer ${secret}` } : {};
+}
+
 function eventId() {
   return "event_" + Math.random().toString(16).slice(2) + Date.now().toString(16);
 }
@@ -428,7 +448,7 @@ class WebRtcCall extends Call {
   }
 
   async start() {
-    const iceServers = await fetch(ICE_SERVERS_URL)
+    const iceServers = await fetch(ICE_SERVERS_URL, { headers: authHeaders() })
       .then((reply) => (reply.ok ? reply.json() : { ice_servers: [] }))
       .then((body) => body.ice_servers || []);
     await this.microphone.open();
@@ -460,7 +480,7 @@ class WebRtcCall extends Call {
     const reply = await fetch(CALLS_URL, {
       method: "POST",
       body: pc.localDescription.sdp,
-      headers: { "Content-Type": "application/sdp" },
+      headers: { "Content-Type": "application/sdp", ...authHeaders() },
     });
     if (reply.status !== 201) {
       let message = `${reply.status}`;
@@ -534,14 +554,19 @@ class WebRtcCall extends Call {
   end(reason) {
     if (this.ended) return;
     clearInterval(this.poller);
-    if (this.callUrl) fetch(this.callUrl + "/hangup", { method: "POST", keepalive: true }).catch(() => {});
+    if (this.callUrl) {
+      fetch(this.callUrl + "/hangup", { method: "POST", keepalive: true, headers: authHeaders() }).catch(() => {});
+    }
     if (this.channel) this.channel.onclose = null;
     if (this.pc) this.pc.close();
     super.end(reason);
   }
 
   hangUpOnUnload() {
-    if (this.callUrl) navigator.sendBeacon(this.callUrl + "/hangup");
+    if (this.callUrl) {
+      // A beacon cannot carry the Authorization header; a keepalive fetch outlives the page.
+      fetch(this.callUrl + "/hangup", { method: "POST", keepalive: true, headers: authHeaders() }).catch(() => {});
+    }
     this.end(null);
   }
 }
@@ -569,7 +594,9 @@ class WebSocketCall extends Call {
     this.player.connect(context.destination);
     this.player.port.onmessage = (event) => this.onPlayer(event.data);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = (this.socket = new WebSocket(`${scheme}://${location.host}/v1/realtime`, ["realtime"]));
+    const protocols = ["realtime"];
+    if (credential()) protocols.push(`openai-insecure-api-key.${credential()}`);
+    const socket = (this.socket = new WebSocket(`${scheme}://${location.host}/v1/realtime`, protocols));
     await new Promise((resolve, reject) => {
       socket.onopen = resolve;
       socket.onerror = () => reject(new Error("the WebSocket did not open"));
@@ -734,6 +761,7 @@ window.addEventListener("pagehide", () => {
 });
 
 $("call-button").addEventListener("click", onButton);
+takeSecretFromFragment();
 $("call-button").disabled = false;
 chosenTransport();
 

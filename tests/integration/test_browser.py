@@ -232,3 +232,32 @@ async def test_the_page_falls_back_to_the_websocket_when_webrtc_fails(
     assert "WebSocket fallback" in await page.inner_text("#notice")
     assert await page.inner_text("#via") == "via WebSocket"
     await page.click("#call-button")
+
+
+@pytest.fixture(scope="module")
+def keyed_browser_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    log = tmp_path_factory.mktemp("keyed-browser-service") / "serve.log"
+    with ServiceProcess("--webrtc-allow-loopback", "--api-key", "sk-page-test-key",
+                        log_path=log) as service:  # fmt: skip
+        yield service
+
+
+@pytest.mark.parametrize("transport", ["webrtc", "websocket"])
+async def test_with_keys_the_page_calls_with_a_client_secret_from_its_fragment(
+    chromium_page: Any, keyed_browser_service: ServiceProcess, transport: str
+) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=keyed_browser_service.http_url, timeout=10) as http:
+        minted = await http.post("/v1/realtime/client_secrets", json={},
+                                 headers={"Authorization": "Bearer sk-page-test-key"})  # fmt: skip
+    secret = minted.json()["value"]
+    page = chromium_page
+    await page.goto(f"{keyed_browser_service.http_url}/?transport={transport}"
+                    f"#client_secret={secret}")  # fmt: skip
+    assert "client_secret" not in await page.evaluate("location.href")
+    await page.click("#call-button")
+    turn = await wait_for_turn(page)
+    assert turn["status"] == "completed"
+    assert await page.evaluate("window.stepCall.transport") == transport
+    await page.click("#call-button")
