@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import asyncio
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 from realtime.session.timings import TurnTimings
 
@@ -33,6 +42,13 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.info.labels(engine=engine_name, simulated=str(simulated).lower()).set(1)
+        # RSS, open file descriptors, CPU: what a leak or a soak shows first.
+        ProcessCollector(registry=self.registry)
+        self.asyncio_tasks = Gauge(
+            "step_realtime_asyncio_tasks", "Tasks alive on the event loop",
+            registry=self.registry,
+        )  # fmt: skip
+        self.asyncio_tasks.set_function(_live_tasks)
         self.sessions_active = Gauge(
             "step_realtime_sessions_active", "Connected sessions", ["transport"],
             registry=self.registry,
@@ -147,3 +163,10 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _live_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # rendered outside the event loop
+        return float("nan")
