@@ -57,12 +57,18 @@ class SessionSettings:
     default_reasoning_budget: int | None = None
 
 
+class TransportClosed(Exception):
+    """The peer is gone: nothing more can be delivered (a normal end, not an error)."""
+
+
 class TransportSink(Protocol):
     """Where a session's outgoing items go: a WebSocket, or a WebRTC data channel + track."""
 
     name: str
 
-    async def deliver(self, item: Outgoing) -> None: ...
+    async def deliver(self, item: Outgoing) -> None:
+        """Raises ``TransportClosed`` once the peer is gone."""
+        ...
 
     async def close(self, code: int, reason: str) -> None:
         """End the transport (a WebSocket close code; others map it), after what was

@@ -28,7 +28,7 @@ from realtime.session.conversation_log import ConversationLog
 from realtime.session.outbox import Closing, Outbox, OutboxClosed
 from realtime.session.rate_limits import SessionRateLimits
 from realtime.session.responses import ResponseManager
-from realtime.session.services import SessionServices, TransportSink
+from realtime.session.services import SessionServices, TransportClosed, TransportSink
 from realtime.session.supervision import Supervisor
 from realtime.session.timings import TurnTimings
 from realtime.turns.audio_buffer import InputBufferFull
@@ -428,7 +428,7 @@ class Session:
     # -- output --------------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
-        with contextlib.suppress(OutboxClosed):
+        with contextlib.suppress(OutboxClosed, TransportClosed):
             while True:
                 item = await self.outbox.get()
                 if isinstance(item, Closing):

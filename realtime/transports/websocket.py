@@ -13,7 +13,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from realtime.protocol import server_events as ev
 from realtime.protocol.session_config import SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
-from realtime.session.services import SessionServices
+from realtime.session.services import SessionServices, TransportClosed
 from realtime.session.session import Session
 from tokenizer.pcm import pcm16_to_base64
 
@@ -33,7 +33,12 @@ class WebSocketSink:
             event = ev.audio_delta(item.response_id, item.item_id, pcm16_to_base64(item.pcm))
         else:
             event = item.event
-        await self._websocket.send_text(json.dumps(event, separators=(",", ":")))
+        text = json.dumps(event, separators=(",", ":"))
+        try:
+            await self._websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            # Starlette and uvicorn say "the client is gone" in these three ways.
+            raise TransportClosed(str(exc)) from exc
 
     async def close(self, code: int, reason: str) -> None:
         if self._websocket.application_state == WebSocketState.CONNECTED:

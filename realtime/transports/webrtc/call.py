@@ -218,6 +218,22 @@ class WebRtcCall:
         task = asyncio.create_task(coro, name=f"{self.id}-{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._task_done(done, what))
+
+    def _task_done(self, task: asyncio.Task[Any], what: str) -> None:
+        """A call task that dies of an exception ends the call, said and logged: a call whose
+        audio or events are no longer read must not stay up."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        session = self._session
+        if session is not None:
+            session.supervisor.failed(exc, f"the call's {what} task")
+            session.end(1011, f"{what} failed")
+        else:
+            log.error("call %s: %s task failed", self.id, what, exc_info=exc)
+            self._end_soon(f"{what} failed")
 
     def _end_soon(self, reason: str) -> None:
         if self._ending is None:

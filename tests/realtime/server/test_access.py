@@ -140,3 +140,20 @@ def test_rate_limits_refuse_what_is_over_and_refill_with_time() -> None:
     now[0] += 1.0
     limits.admit_audio(2.0)  # real time twice over is what refills
     assert refused == ["events", "bytes", "audio_speed"]
+
+
+def test_serving_beyond_loopback_needs_a_key_or_an_explicit_opt_out() -> None:
+    from realtime.cli import build_parser
+    from realtime.server.access_cli import access_options_from
+
+    def options(*argv: str) -> object:
+        return access_options_from(build_parser().parse_args(["serve", *argv]))
+
+    with pytest.raises(ValueError, match="--insecure-no-auth"):
+        options("--host", "0.0.0.0")
+    assert not options("--host", "0.0.0.0", "--insecure-no-auth").keys  # type: ignore[attr-defined]
+    assert options("--host", "0.0.0.0", "--api-key", "k").keys  # type: ignore[attr-defined]
+    assert not options("--host", "127.0.0.1").keys  # type: ignore[attr-defined]
+    assert not options("--host", "::1").keys  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="cannot read API keys file"):
+        options("--api-keys-file", "/nonexistent/keys")
