@@ -110,3 +110,17 @@ async def session_services(settings: SessionSettings) -> AsyncIterator[SessionSe
     finally:
         await tts.aclose()
         await vad.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_session(
+    services: SessionServices,
+) -> AsyncIterator[tuple[Session, RecordingSink]]:
+    """A started session on a ``RecordingSink``, closed afterwards."""
+    sink = RecordingSink()
+    session = Session(services, sink)
+    await session.start()
+    try:
+        yield session, sink
+    finally:
+        await session.close()

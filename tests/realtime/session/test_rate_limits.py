@@ -10,8 +10,7 @@ import pytest
 
 from realtime.session.rate_limits import RateLimits
 from realtime.session.services import SessionServices, SessionSettings
-from realtime.session.session import Session
-from tests.realtime.session.support import RecordingSink, append, session_services, until
+from tests.realtime.session.support import append, running_session, session_services, until
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +23,7 @@ async def services() -> AsyncIterator[SessionServices]:
 async def test_audio_much_faster_than_real_time_is_refused_and_what_came_before_kept(
     services: SessionServices,
 ) -> None:
-    sink = RecordingSink()
-    session = Session(services, sink)
-    await session.start()
-    try:
+    async with running_session(services) as (session, sink):
         manual = {"type": "session.update", "session": {"type": "realtime", "audio": {
             "input": {"turn_detection": None}}}}  # fmt: skip
         await session.handle_message(json.dumps(manual))
@@ -43,5 +39,3 @@ async def test_audio_much_faster_than_real_time_is_refused_and_what_came_before_
             await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
         await until(lambda: len([e for e in sink.events if e["type"] == "error"]) > 2)
         assert session.metrics.rate_limited_total.labels(limit="events")._value.get() >= 1
-    finally:
-        await session.close()

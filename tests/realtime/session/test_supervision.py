@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from realtime.session.services import SessionServices, SessionSettings
-from realtime.session.session import Session
-from tests.realtime.session.support import RecordingSink, session_services, until
+from tests.realtime.session.support import RecordingSink, running_session, session_services, until
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +25,7 @@ def errors(sink: RecordingSink) -> list[dict]:
 async def test_a_handler_that_raises_gets_a_server_error_and_the_session_goes_on(
     services: SessionServices, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = RecordingSink()
-    session = Session(services, sink)
-    await session.start()
-    try:
+    async with running_session(services) as (session, sink):
 
         def broken(event: object) -> None:
             raise RuntimeError("a bug in a handler")
@@ -47,17 +43,12 @@ async def test_a_handler_that_raises_gets_a_server_error_and_the_session_goes_on
         await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
         await until(lambda: any(e["type"] == "input_audio_buffer.cleared" for e in sink.events))
         assert sink.closed_with is None
-    finally:
-        await session.close()
 
 
 async def test_deeply_nested_json_is_an_error_event_not_a_dead_session(
     services: SessionServices,
 ) -> None:
-    sink = RecordingSink()
-    session = Session(services, sink)
-    await session.start()
-    try:
+    async with running_session(services) as (session, sink):
         await session.handle_message("[" * 5000 + "]" * 5000)
         nested: object = 1
         for _ in range(900):
@@ -67,8 +58,6 @@ async def test_deeply_nested_json_is_an_error_event_not_a_dead_session(
         assert all(e["type"] == "invalid_request_error" for e in errors(sink))
         await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
         await until(lambda: any(e["type"] == "input_audio_buffer.cleared" for e in sink.events))
-    finally:
-        await session.close()
 
 
 class BrokenVadStream:
@@ -89,29 +78,20 @@ class BrokenVad:
 async def test_a_dead_vad_loop_ends_the_session_with_an_error_and_a_close(
     services: SessionServices,
 ) -> None:
-    sink = RecordingSink()
-    session = Session(SessionServices(**{**services.__dict__, "vad": BrokenVad()}), sink)
-    await session.start()
-    try:
+    broken = SessionServices(**{**services.__dict__, "vad": BrokenVad()})
+    async with running_session(broken) as (session, sink):
         await session.handle_message(json.dumps({"type": "input_audio_buffer.append",
                                                  "audio": "AAAA" * 400}))  # fmt: skip
         await until(lambda: sink.closed_with is not None, timeout_s=5)
         assert sink.closed_with is not None and sink.closed_with[0] == 1011
         assert [e["type"] for e in errors(sink)] == ["server_error"]
         assert session.finished
-    finally:
-        await session.close()
 
 
 async def test_an_expired_session_is_told_and_closed(services: SessionServices) -> None:
     settings = SessionSettings(max_session_s=0.3)
     short = SessionServices(**{**services.__dict__, "settings": settings})
-    sink = RecordingSink()
-    session = Session(short, sink)
-    await session.start()
-    try:
+    async with running_session(short) as (_, sink):
         await until(lambda: sink.closed_with is not None, timeout_s=5)
         assert [e["code"] for e in errors(sink)] == ["session_expired"]
         assert sink.closed_with == (1000, "session expired")
-    finally:
-        await session.close()
