@@ -151,6 +151,7 @@ class XTurnTimings(_Open):
     stages_ms: dict[str, float] = Field(default_factory=dict)
     silence_window_ms: float | None = None
     speech_end_audio_ms: float | None = None
+    engine_retries: int = 0
 
 
 class XTurn(_Open):

@@ -9,7 +9,7 @@ generator (``aclose``, e.g. through ``contextlib.aclosing``): backends must rele
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +48,8 @@ class EngineUsage:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     cached_prompt_tokens: int = 0
+    retries: int = 0
+    """Requests tried again after failing before their first token."""
 
 
 EngineEvent = ReasoningDelta | AnswerDelta | InputTranscription | EngineUsage
@@ -111,3 +113,12 @@ class Engine(Protocol):
     async def aclose(self) -> None: ...
 
     def open_session(self) -> EngineSession: ...
+
+    def admission_problem(self) -> str | None:
+        """Why a new session should be refused now (every server saturated or down), or
+        None. The service refuses it with 503 and ``Retry-After``."""
+        ...
+
+    def load_report(self) -> Mapping[str, Mapping[str, float]]:
+        """Per server, measures of its state and load (exported as metrics); {} if none."""
+        ...

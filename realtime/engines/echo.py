@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 
 from realtime.conversation import UserAudioItem, UserTextItem
@@ -111,3 +111,9 @@ class EchoEngine:
 
     def open_session(self) -> EchoSession:
         return EchoSession(self)
+
+    def admission_problem(self) -> str | None:
+        return None  # in-process: no server to saturate
+
+    def load_report(self) -> Mapping[str, Mapping[str, float]]:
+        return {}

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -268,3 +268,9 @@ class SimEngine:
 
     def open_session(self) -> SimSession:
         return SimSession(self)
+
+    def admission_problem(self) -> str | None:
+        return None  # in-process: no server to saturate
+
+    def load_report(self) -> Mapping[str, Mapping[str, float]]:
+        return {}

@@ -51,6 +51,7 @@ def create_app(options: ServiceOptions, access: AccessOptions | None = None) -> 
                 LiveSessions(access.limits),
                 services.metrics,
                 metrics_token=access.metrics_token,
+                engine_problem=services.engine.admission_problem,
             )
             app.state.webrtc_calls = WebRtcCalls(services, options.webrtc)
             try:

@@ -9,7 +9,7 @@ OpenAI-style JSON error body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +63,9 @@ class Gate:
         metrics: ServiceMetrics,
         *,
         metrics_token: str | None = None,
+        engine_problem: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``engine_problem()``: why the engine cannot take a new session now, or None."""
         self.keys = keys
         self.secrets = ClientSecrets(keys)
         self.origins = origins
@@ -71,6 +73,7 @@ class Gate:
         self.draining = False
         self._metrics = metrics
         self._metrics_token = ApiKeys([metrics_token]) if metrics_token else None
+        self._engine_problem = engine_problem
 
     def identify(
         self,
@@ -133,6 +136,12 @@ class Gate:
         caller = self.identify(headers, subprotocols)
         if isinstance(caller, Refusal):
             return caller
+        if (problem := self._engine_problem()) is not None:
+            return Refusal(
+                503, "engine_at_capacity", f"the service is at capacity ({problem}); retry "
+                f"in {RETRY_AFTER_S} s", type="server_error",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )  # fmt: skip
         slot = self.live.admit(caller.key_id)
         if isinstance(slot, Full):
             return Refusal(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -12,6 +13,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from realtime.session.timings import TurnTimings
 
@@ -109,6 +112,11 @@ class ServiceMetrics:
             ["limit"],
             registry=self.registry,
         )
+        self.engine_retries_total = Counter(
+            "step_realtime_engine_retries",
+            "Engine requests tried again after failing before their first token",
+            registry=self.registry,
+        )
         self.stage_seconds = Histogram(
             "step_realtime_stage_seconds",
             "Latency of each stage of a turn (see README, 'Metrics')",
@@ -148,6 +156,11 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+    def watch_engine(self, load_report: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        """Export the engine's per-server state at each scrape:
+        ``step_realtime_engine_server{server, measure}``."""
+        self.registry.register(_EngineServers(load_report))
+
     def observe_smart_turn(self, batch_size: int, seconds: float) -> None:
         self.smart_turn_batch_size.observe(batch_size)
         self.smart_turn_seconds.observe(seconds)
@@ -170,3 +183,20 @@ def _live_tasks() -> float:
         return float(len(asyncio.all_tasks()))
     except RuntimeError:  # rendered outside the event loop
         return float("nan")
+
+
+class _EngineServers(Collector):
+    def __init__(self, load_report: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        self._load_report = load_report
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "step_realtime_engine_server",
+            "Each engine server's state and load: up, breaker_open, overloaded, sessions (from "
+            "this gateway), running, waiting, kv_cache_usage (from its /metrics)",
+            labels=["server", "measure"],
+        )
+        for server, measures in self._load_report().items():
+            for measure, value in measures.items():
+                family.add_metric([server, measure], value)
+        yield family

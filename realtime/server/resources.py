@@ -30,6 +30,7 @@ async def open_services(options: ServiceOptions) -> AsyncIterator[SessionService
     async with contextlib.AsyncExitStack() as stack:
         engine = build_engine(options.engine)
         metrics = ServiceMetrics(engine.info.name, engine.info.simulated)
+        metrics.watch_engine(engine.load_report)
         await engine.start()
         stack.push_async_callback(engine.aclose)
         tts = build_tts(options.tts)

@@ -164,6 +164,7 @@ class Responder:
                     self._on_transcription(event)
                 elif isinstance(event, EngineUsage):
                     self._usage = event
+                    self.timings.engine_retries += event.retries
         finally:
             await events.aclose()
             reply_queue.put_nowait(None)

@@ -360,6 +360,7 @@ class ResponseManager:
             active.timings.mark("first_audio_sent", delivery.first_audio_sent_at)
         metrics = self._services.metrics
         metrics.responses_total.labels(status=status).inc()
+        metrics.engine_retries_total.inc(active.timings.engine_retries)
         metrics.observe_turn(active.timings)
         self._sent_audio_ms[active.plan.item.id] = delivery.sent_ms
         self._outbox.forget(active.plan.response_id)

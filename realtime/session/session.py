@@ -110,7 +110,7 @@ class Session:
         self._closed = False
         self._finished = asyncio.Event()
         self.supervisor = Supervisor(
-            self.config.id, services.metrics, self.outbox.send_now, self._end_for_supervisor
+            self.config.id, services.metrics, self.outbox.send_now, self.end
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -164,9 +164,6 @@ class Session:
     def replying(self) -> bool:
         """A reply is being produced or its audio is still leaving."""
         return self.responses.active is not None or not self.outbox.idle
-
-    def _end_for_supervisor(self, code: int, reason: str) -> None:
-        self.end(code, reason)
 
     async def close(self) -> None:
         if self._closed:

@@ -28,7 +28,7 @@ class Supervisor:
         session_id: str,
         metrics: ServiceMetrics,
         send_event: Callable[[dict[str, Any]], None],
-        end_session: Callable[[int, str], None],
+        end_session: Callable[[int, str], object],
     ) -> None:
         self.session_id = session_id
         self._metrics = metrics

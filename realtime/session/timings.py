@@ -33,6 +33,8 @@ class TurnTimings:
     marks: dict[str, float] = field(default_factory=dict)
     silence_window_ms: float | None = None
     speech_end_audio_ms: float | None = None
+    engine_retries: int = 0
+    """Engine requests tried again after failing before their first token."""
 
     def mark(self, stage: str, at: float | None = None) -> None:
         if stage not in self.marks:
@@ -59,4 +61,5 @@ class TurnTimings:
             "stages_ms": stages,
             "silence_window_ms": self.silence_window_ms,
             "speech_end_audio_ms": self.speech_end_audio_ms,
+            "engine_retries": self.engine_retries,
         }

@@ -16,6 +16,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from realtime.engines.base import EngineError
+from realtime.engines.vllm.load import MetricsFormatError, ReplicaLoad, parse_vllm_metrics
 from realtime.engines.vllm.sse import (
     STREAM_END,
     ChatChunk,
@@ -83,18 +84,38 @@ def _transport_error(url: str, exc: httpx.TransportError, received: bool) -> Rep
     )
 
 
+def _streamed_error(url: str, exc: StreamedError, received: bool) -> ReplicaRequestError:
+    """An error event inside the stream. Before the first token a server-side one (no code,
+    a 5xx, or one vLLM itself calls retryable, as its multimodal-cache misses) may be tried
+    again; a 4xx is the request's fault."""
+    server_fault = exc.code is None or exc.code >= 500 or "retryable" in str(exc).lower()
+    return ReplicaRequestError(
+        url,
+        f"error in the stream: {exc}",
+        retryable=server_fault and not received,
+        replica_down=server_fault,
+    )
+
+
 async def stream_chunks(
-    http: httpx.AsyncClient, api_url: str, body: bytes, timeouts: StreamTimeouts
+    http: httpx.AsyncClient,
+    api_url: str,
+    body: bytes,
+    timeouts: StreamTimeouts,
+    headers: dict[str, str] | None = None,
 ) -> AsyncGenerator[ChatChunk, None]:
     """POST a streaming chat completion and yield its chunks until ``[DONE]``.
 
     Closing the generator closes the HTTP response, and with it the connection: vLLM sees
-    the client leave and aborts the request.
+    the client leave and aborts the request. ``headers`` go with the request (the session's
+    routing header).
     """
     url = f"{api_url}/chat/completions"
-    received = False
+    received = False  # a token arrived (a failure after that is never retried)
     try:
-        async with http.stream("POST", url, content=body, headers=_JSON) as response:
+        async with http.stream(
+            "POST", url, content=body, headers={**_JSON, **(headers or {})}
+        ) as response:
             if response.status_code != 200:
                 raise _status_error(api_url, response.status_code, await response.aread())
             events = EventSource(response).aiter_sse()
@@ -128,17 +149,12 @@ async def stream_chunks(
                     try:
                         chunk = parse_chunk(event.data)
                     except StreamedError as exc:
-                        raise ReplicaRequestError(
-                            api_url,
-                            f"error in the stream: {exc}",
-                            retryable=False,
-                            replica_down=exc.code is None or exc.code >= 500,
-                        ) from None
+                        raise _streamed_error(api_url, exc, received) from None
                     except ChunkFormatError as exc:
                         raise ReplicaRequestError(
                             api_url, str(exc), retryable=False, replica_down=False
                         ) from None
-                    received = True
+                    received = received or chunk.has_tokens
                     yield chunk
             finally:
                 await events.aclose()
@@ -149,7 +165,11 @@ async def stream_chunks(
 
 
 async def post_prefill(
-    http: httpx.AsyncClient, api_url: str, body: bytes, timeout_s: float
+    http: httpx.AsyncClient,
+    api_url: str,
+    body: bytes,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
 ) -> ChatUsage:
     """POST a one-token, non-streaming completion (its prompt lands in the prefix cache).
 
@@ -157,7 +177,9 @@ async def post_prefill(
     """
     try:
         async with asyncio.timeout(timeout_s):
-            response = await http.post(f"{api_url}/chat/completions", content=body, headers=_JSON)
+            response = await http.post(
+                f"{api_url}/chat/completions", content=body, headers={**_JSON, **(headers or {})}
+            )
     except TimeoutError:
         raise ReplicaRequestError(
             api_url, f"prefill took over {timeout_s:g} s", retryable=False, replica_down=False
@@ -183,3 +205,17 @@ async def probe_health(http: httpx.AsyncClient, api_url: str, timeout_s: float) 
     if response.status_code != 200:
         return f"health check answered HTTP {response.status_code}"
     return None
+
+
+async def probe_load(http: httpx.AsyncClient, api_url: str, timeout_s: float) -> ReplicaLoad | None:
+    """The replica's load from ``GET /metrics`` at the server root; None when unreadable."""
+    try:
+        response = await http.get(f"{server_root(api_url)}/metrics", timeout=timeout_s)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    try:  # a busy server's /metrics runs to hundreds of lines: parse it off the event loop
+        return await asyncio.to_thread(parse_vllm_metrics, response.text)
+    except MetricsFormatError:
+        return None

@@ -1,9 +1,13 @@
 """``VllmEngine``: Step-Audio-R1 on vLLM replicas; ``VllmSession``: one client's requests.
 
 A stream is one ``/chat/completions`` request whose text is split into reasoning and
-answer at ``</think>``. Before its first chunk, a request that a replica fails (refused,
-5xx, cut off) goes to another healthy replica; after it, the failure ends the stream with
-an ``EngineError``. The reasoning budget is enforced here: once the stream has written
+answer at ``</think>``. A request that fails before its first chunk (refused, 5xx, cut off,
+an error event such as vLLM's retryable multimodal-cache miss) is tried once more at once:
+on another usable replica, or on the same one when it is the only one; the retry is counted
+in the stream's ``EngineUsage``. After the first chunk a failure ends the stream with an
+``EngineError``: tokens have reached the client. Every request carries the session's
+routing header (``x-session-id``), so a router in front of several vLLM servers keeps the
+session on one. The reasoning budget is enforced here: once the stream has written
 ``reasoning_budget`` reasoning tokens it is closed, and a second request continues the
 assistant message ``<think>`` + the reasoning + ``</think>`` for the answer. ``prefill``
 sends the prompt with ``max_tokens: 1`` so that vLLM's prefix cache holds its KV when the
@@ -16,7 +20,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator
+import uuid
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -51,6 +56,9 @@ from realtime.engines.vllm.think_split import (
 
 log = logging.getLogger(__name__)
 
+# A request that fails before its first token is tried this many more times.
+_MAX_RETRIES = 1
+
 
 def reasoning_is_fresh(assistant_prefix: str | None) -> bool:
     """Whether the reasoning block has no text yet (the prefix ends right after ``<think>``)."""
@@ -79,6 +87,7 @@ class _StreamState:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     budget_spent: bool = False
+    retries: int = 0
 
     def add_usage(self, usage: ChatUsage | None, seen_tokens: int) -> None:
         """One request's counts: its last usage report, or what was seen of it."""
@@ -95,6 +104,7 @@ class _StreamState:
             completion_tokens=self.completion_tokens,
             reasoning_tokens=self.generated_reasoning_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens,
+            retries=self.retries,
         )
 
 
@@ -109,6 +119,9 @@ class VllmSession:
         self._pinned: Replica | None = None
         self._pin_lock = asyncio.Lock()
         self._closed = False
+        header = engine.options.session_header
+        self.routing_id = uuid.uuid4().hex
+        self._headers = {header: self.routing_id} if header else {}
 
     @property
     def replica(self) -> Replica | None:
@@ -163,7 +176,7 @@ class VllmSession:
         usage: ChatUsage | None = None
         seen = 0
         try:
-            async with contextlib.aclosing(self._chunks(request)) as chunks:
+            async with contextlib.aclosing(self._chunks(request, state)) as chunks:
                 async for chunk in chunks:
                     seen += chunk.tokens
                     usage = chunk.usage or usage
@@ -207,8 +220,11 @@ class VllmSession:
         state.reasoning.append(event.text)
         return True
 
-    async def _chunks(self, request: EngineRequest) -> AsyncGenerator[ChatChunk, None]:
-        """The request's stream from the pinned replica, failing over before the first chunk."""
+    async def _chunks(
+        self, request: EngineRequest, state: _StreamState
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """The request's stream from the pinned replica, tried once more if it fails before
+        its first chunk."""
         body = await asyncio.to_thread(self._encode, request, False)
         engine = self._engine
         failed: list[Replica] = []
@@ -217,29 +233,34 @@ class VllmSession:
             received = False
             try:
                 async with contextlib.aclosing(
-                    stream_chunks(engine.http, replica.url, body, engine.timeouts)
+                    stream_chunks(engine.http, replica.url, body, engine.timeouts, self._headers)
                 ) as chunks:
                     async for chunk in chunks:
-                        received = True
+                        if not received and chunk.has_tokens:
+                            received = True
+                            engine.replicas.record_success(replica)
                         yield chunk
                 return
             except ReplicaRequestError as exc:
-                if exc.replica_down:
-                    engine.replicas.mark_down(replica, str(exc))
-                if received or not exc.retryable:
+                engine.replicas.record_failure(replica, exc)
+                if received or not exc.retryable or state.retries >= _MAX_RETRIES:
                     raise
+                state.retries += 1
                 failed.append(replica)
-                log.warning("%s; trying another replica", exc)
+                log.warning("%s; trying again", exc)
 
     async def prefill(self, request: EngineRequest) -> None:
         body = await asyncio.to_thread(self._encode, request, True)
         replica = await self._replica()
+        replicas = self._engine.replicas
         try:
-            await post_prefill(self._engine.http, replica.url, body, self._options.timeout_s)
+            await post_prefill(
+                self._engine.http, replica.url, body, self._options.timeout_s, self._headers
+            )
         except ReplicaRequestError as exc:
-            if exc.replica_down:
-                self._engine.replicas.mark_down(replica, str(exc))
+            replicas.record_failure(replica, exc)
             raise
+        replicas.record_success(replica)
 
     def _encode(self, request: EngineRequest, prefill: bool) -> bytes:
         """The request body as JSON bytes (WAV and base64 work: runs in a worker thread)."""
@@ -257,7 +278,7 @@ class VllmSession:
         replicas = self._engine.replicas
         async with self._pin_lock:
             current = self._pinned
-            if current is not None and current.healthy and current not in failed:
+            if current is not None and current not in failed and not replicas.should_move(current):
                 return current
             if current is not None:
                 replicas.release(current)
@@ -317,6 +338,8 @@ class VllmEngine:
             self._http,
             health_interval_s=options.health_interval_s,
             health_timeout_s=options.health_timeout_s,
+            breaker=options.breaker,
+            limits=options.load_limits,
         )
         await self._replicas.start()
         if not self._replicas.healthy():
@@ -330,3 +353,11 @@ class VllmEngine:
 
     def open_session(self) -> VllmSession:
         return VllmSession(self)
+
+    def admission_problem(self) -> str | None:
+        if self._replicas is None:
+            return None
+        return self._replicas.admission_problem()
+
+    def load_report(self) -> Mapping[str, Mapping[str, float]]:
+        return self._replicas.load_report() if self._replicas is not None else {}

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from realtime.engines.vllm.breaker import BreakerSettings
+from realtime.engines.vllm.load import LoadLimits
 from tokenizer.chunking import ENGINE_ITEM_LIMIT_S, MAX_ENGINE_CHUNK_S
 
 DEFAULT_MODEL = "Step-Audio-R1"
@@ -32,7 +34,11 @@ class VllmOptions:
     ``max_prompt_tokens`` bounds the estimated prompt: older turns are dropped to stay under
     it (12288 leaves 4096 tokens to generate with ``--max-model-len 16384``; None keeps all).
     ``extra_body`` holds more sampling parameters for every generation request (not for
-    prefills), e.g. ``{"top_p": 0.9, "repetition_penalty": 1.05}``.
+    prefills), e.g. ``{"top_p": 0.9, "repetition_penalty": 1.05}``. ``session_header`` names
+    the header carrying each session's stable id on every request ("" sends none): vLLM's
+    production-stack router (``--routing-logic session --session-key x-session-id``) keeps
+    a session on one server by it. ``breaker`` takes a replica out after repeated failures;
+    ``load_limits`` say when a replica is overloaded (no new sessions, pinned ones move).
     """
 
     urls: tuple[str, ...]
@@ -47,6 +53,9 @@ class VllmOptions:
     max_audio_item_s: float = MAX_ENGINE_CHUNK_S
     max_prompt_tokens: int | None = 12_288
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    session_header: str = "x-session-id"
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    load_limits: LoadLimits = field(default_factory=LoadLimits)
 
     def __post_init__(self) -> None:
         if not self.urls:

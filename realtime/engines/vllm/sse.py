@@ -89,6 +89,11 @@ class ChatChunk:
     finish_reason: str | None = None
     usage: ChatUsage | None = None
 
+    @property
+    def has_tokens(self) -> bool:
+        """Generated text (not the role chunk or a usage report that open a stream)."""
+        return bool(self.content or self.reasoning or self.tokens)
+
 
 def _usage(usage: _Usage | None) -> ChatUsage | None:
     if usage is None:

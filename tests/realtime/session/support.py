@@ -50,6 +50,12 @@ class RecordingEngine:
     async def aclose(self) -> None:
         pass
 
+    def admission_problem(self) -> str | None:
+        return None
+
+    def load_report(self) -> dict[str, dict[str, float]]:
+        return {}
+
     def open_session(self) -> RecordingEngineSession:
         return self.session
 

@@ -1,7 +1,7 @@
 """A stand-in for vLLM's OpenAI-compatible server on 127.0.0.1, for the engine's unit tests.
 
 It speaks the parts of vLLM's contract the engine uses: ``GET /health`` (200, or the
-status a test sets), ``POST /v1/chat/completions`` streaming server-sent events (a role
+status a test sets), ``GET /metrics`` (vLLM's load gauges, as a test sets them), ``POST /v1/chat/completions`` streaming server-sent events (a role
 chunk, one chunk per token with ``token_ids`` and continuous usage, a final chunk with
 ``finish_reason``, a usage chunk, ``[DONE]``) or answering one JSON completion when
 ``stream`` is false, OpenAI-style error bodies, and ``data: {"error": ...}`` inside a
@@ -48,6 +48,7 @@ class Script:
 @dataclass
 class Recorded:
     body: dict[str, Any]
+    headers: dict[str, str]
     finished: bool = False
     abandoned: bool = False
 
@@ -61,8 +62,12 @@ class FakeVllmServer:
         self.default = Script()
         self.requests: list[Recorded] = []
         self.health_checks = 0
+        self.running = 0.0
+        self.waiting = 0.0
+        self.kv_usage = 0.0
         routes = [
             Route("/health", self._health, methods=["GET"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
         ]
         self._app = Starlette(routes=routes)
@@ -107,9 +112,20 @@ class FakeVllmServer:
         self.health_checks += 1
         return Response(status_code=self.health_status)
 
+    async def _metrics(self, request: Request) -> Response:
+        labels = '{engine="0",model_name="Step-Audio-R1"}'
+        lines = []
+        for name, value in (
+            ("vllm:num_requests_running", self.running),
+            ("vllm:num_requests_waiting", self.waiting),
+            ("vllm:kv_cache_usage_perc", self.kv_usage),
+        ):
+            lines += [f"# HELP {name} {name}", f"# TYPE {name} gauge", f"{name}{labels} {value}"]
+        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
     async def _chat(self, request: Request) -> Response:
         body = json.loads(await request.body())
-        recorded = Recorded(body)
+        recorded = Recorded(body, dict(request.headers))
         self.requests.append(recorded)
         script = self.scripts.pop(0) if self.scripts else self.default
         if script.status != 200:
