@@ -1,7 +1,8 @@
 """A stand-in for vLLM's OpenAI-compatible server on 127.0.0.1, for the engine's unit tests.
 
 It speaks the parts of vLLM's contract the engine uses: ``GET /health`` (200, or the
-status a test sets), ``GET /metrics`` (vLLM's load gauges, as a test sets them), ``POST /v1/chat/completions`` streaming server-sent events (a role
+status a test sets), ``GET /metrics`` (vLLM's load gauges, as a test sets them),
+``POST /v1/chat/completions`` streaming server-sent events (a role
 chunk, one chunk per token with ``token_ids`` and continuous usage, a final chunk with
 ``finish_reason``, a usage chunk, ``[DONE]``) or answering one JSON completion when
 ``stream`` is false, OpenAI-style error bodies, and ``data: {"error": ...}`` inside a

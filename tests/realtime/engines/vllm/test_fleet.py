@@ -164,7 +164,7 @@ async def service_on(urls: list[str]) -> AsyncIterator[str]:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(60):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
                 await asyncio.sleep(0.05)
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
