@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from realtime.engines.vllm.breaker import BreakerSettings
+from realtime.engines.vllm.load import LoadLimits
 from realtime.engines.vllm.options import (
     DEFAULT_MODEL,
     DEFAULT_TEMPERATURE,
@@ -71,6 +73,31 @@ def add_vllm_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine-extra-body", type=_json_object, default={}, metavar="JSON",
         help='more request fields for every generation request, e.g. \'{"top_p": 0.9}\'',
     )  # fmt: skip
+    group.add_argument(
+        "--engine-session-header", default=defaults.session_header, metavar="NAME",
+        help="header carrying each session's stable id on every request, for a router in "
+        "front of several vLLM servers ('' for none; default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--breaker-failures", type=int, default=defaults.breaker.failures,
+        help="failed requests within --breaker-window-s that take a server out until its "
+        "health check passes and a trial request succeeds (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--breaker-window-s", type=float, default=defaults.breaker.window_s,
+        help="(default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--server-max-waiting", type=float, default=defaults.load_limits.max_waiting,
+        help="a server with this many requests waiting (vllm:num_requests_waiting) is "
+        "overloaded: no new sessions, and pinned ones move; with every server overloaded new "
+        "sessions are refused (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--server-max-kv-usage", type=float, default=defaults.load_limits.max_kv_usage,
+        help="likewise for the KV cache in use, 0-1 (vllm:kv_cache_usage_perc; "
+        "default: %(default)s)",
+    )  # fmt: skip
 
 
 def vllm_options_from(args: argparse.Namespace) -> VllmOptions:
@@ -85,4 +112,9 @@ def vllm_options_from(args: argparse.Namespace) -> VllmOptions:
         seed=args.engine_seed,
         max_prompt_tokens=args.max_prompt_tokens,
         extra_body=args.engine_extra_body,
+        session_header=args.engine_session_header,
+        breaker=BreakerSettings(failures=args.breaker_failures, window_s=args.breaker_window_s),
+        load_limits=LoadLimits(
+            max_waiting=args.server_max_waiting, max_kv_usage=args.server_max_kv_usage
+        ),
     )

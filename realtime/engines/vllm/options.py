@@ -73,5 +73,9 @@ class VllmOptions:
             raise ValueError(f"max_audio_item_s must be in (0, {ENGINE_ITEM_LIMIT_S}]")
         if self.max_prompt_tokens is not None and self.max_prompt_tokens < 256:
             raise ValueError("max_prompt_tokens must be at least 256")
+        if self.breaker.failures < 1 or self.breaker.window_s <= 0:
+            raise ValueError("the breaker needs at least 1 failure in a positive window")
+        if self.load_limits.max_waiting <= 0 or not 0 < self.load_limits.max_kv_usage <= 1:
+            raise ValueError("server limits: max waiting > 0, max KV usage in (0, 1]")
         if reserved := sorted(RESERVED_BODY_FIELDS & set(self.extra_body)):
             raise ValueError(f"extra_body may not set {', '.join(reserved)}: the engine sets them")
