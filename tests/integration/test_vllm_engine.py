@@ -507,7 +507,113 @@ async def test_a_replica_that_vanishes_fails_over_before_the_first_token(
 
     assert [r.status for r in firsts + seconds] == ["completed"] * 4
     assert not any(r.errors for r in seconds)
-    assert f"vLLM at {forwarder.api_url}" in log and "trying another replica" in log
+    assert f"vLLM at {forwarder.api_url}" in log and "trying again" in log
+
+
+class FaultyProxy:
+    """An HTTP proxy in front of vLLM that answers the first ``fail_first`` chat requests
+    itself (``failure``: a 500, or a stream whose first event is vLLM's retryable
+    multimodal-cache error) and records each request's ``x-session-id``."""
+
+    def __init__(self, target: str, fail_first: int, failure: str) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        self.target = target.rstrip("/")
+        self.fail_first = fail_first
+        self.failure = failure
+        self.session_ids: list[str | None] = []
+        self.port = free_port()
+        self._http = httpx.AsyncClient(timeout=None)
+        self._app = Starlette(routes=[
+            Route("/{path:path}", self._forward, methods=["GET", "POST"]),
+        ])  # fmt: skip
+        self._server: Any = None
+        self._serving: asyncio.Task[None] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> FaultyProxy:
+        import uvicorn
+
+        config = uvicorn.Config(self._app, host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="off")  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._serving = asyncio.create_task(self._server.serve())
+        await wait_until(lambda: self._server.started, timeout_s=20)
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._serving, 20)
+        await self._http.aclose()
+
+    async def _forward(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse, Response, StreamingResponse
+
+        body = await request.body()
+        if request.url.path.endswith("/chat/completions"):
+            self.session_ids.append(request.headers.get("x-session-id"))
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                if self.failure == "500":
+                    error = {"message": "injected failure", "type": "Error", "code": 500}
+                    return JSONResponse({"error": error}, status_code=500)
+                message = "Multi-modal cache miss: cache drift; returning a retryable response"
+                event = {"error": {"message": message, "code": 400}}
+                text = f"data: {json.dumps(event)}\n\ndata: [DONE]\n\n"
+                return Response(text, media_type="text/event-stream")
+        upstream = self._http.build_request(
+            request.method, self.target.removesuffix("/v1") + request.url.path, content=body,
+            headers={"content-type": request.headers.get("content-type", "application/json")},
+        )  # fmt: skip
+        response = await self._http.send(upstream, stream=True)
+
+        async def chunks() -> Any:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            finally:
+                await response.aclose()
+
+        return StreamingResponse(chunks(), status_code=response.status_code,
+                                 media_type=response.headers.get("content-type"))  # fmt: skip
+
+
+@pytest.mark.parametrize("failure", ["500", "retryable-stream-error"])
+async def test_a_failure_before_the_first_token_is_retried_and_the_client_hears_a_normal_reply(
+    vllm_server: VllmServer,
+    standin: StandinModelInfo,
+    tmp_path_factory: pytest.TempPathFactory,
+    failure: str,
+) -> None:
+    proxy = await FaultyProxy(vllm_server.base_url, fail_first=1, failure=failure).start()
+    args = (
+        "--engine", "vllm", "--engine-url", proxy.api_url,
+        "--stop-token-id", str(standin.end_of_turn_token_id),
+        "--temperature", "1", "--health-interval-s", "1", "--engine-timeout-s", "60",
+    )  # fmt: skip
+    session = {"output_modalities": ["text"], "reasoning": {"effort": "minimal"}}
+    process = ServiceProcess(*args, log_path=tmp_path_factory.mktemp("faulty") / "serve.log")
+    await asyncio.to_thread(process.start)  # the proxy runs on this loop
+    try:
+        async with RealtimeClient.connect(process.ws_url, session=session) as client:
+            first = await text_turn(client, "Hello?")
+            second = await text_turn(client, "And now?")
+    finally:
+        await asyncio.to_thread(process.stop)
+        await proxy.close()
+
+    assert [r.status for r in (first, second)] == ["completed", "completed"]
+    assert not first.errors and first.text.strip()
+    assert first.x_turn is not None and first.x_turn.timings.engine_retries == 1
+    assert second.x_turn is not None and second.x_turn.timings.engine_retries == 0
+    # One session id on every request: the failed one, its retry and the next turn's.
+    assert len(proxy.session_ids) == 3 and len(set(proxy.session_ids)) == 1
+    assert proxy.session_ids[0]
 
 
 # -- Mind-Paced Speaking on vLLM (issue 4) --------------------------------------------------------
