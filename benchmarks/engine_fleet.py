@@ -11,7 +11,7 @@ are what the fleet's load changes. Sessions open spread over ``--ramp-s``; a ref
 handshake (503, the gateway's admission by engine capacity) is counted and not retried.
 
 Reported per level, with engine admission on (the gateway's defaults: a server is
-overloaded at 8 waiting requests) and off (limits no load reaches): sessions admitted and
+overloaded at 2 waiting requests) and off (limits no load reaches): sessions admitted and
 refused, turns, first packet p50/p99. Target: with admission on, the admitted sessions'
 p99 stays within 1.5x its 10-session value while refusals absorb the excess.
 

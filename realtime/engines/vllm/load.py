@@ -27,9 +27,13 @@ class ReplicaLoad:
 
 @dataclass(frozen=True)
 class LoadLimits:
-    """Past either limit a replica is overloaded: no new sessions, and pinned ones move."""
+    """Past either limit a replica is overloaded: no new sessions, and pinned ones move.
 
-    max_waiting: float = 8.0
+    A request that waits for a batch slot waits until a running one ends (seconds: a whole
+    reasoning and reply), all of it added to someone's first packet: so a couple waiting is
+    already too many for voice."""
+
+    max_waiting: float = 2.0
     max_kv_usage: float = 0.95
 
     def overloaded(self, load: ReplicaLoad) -> bool:
