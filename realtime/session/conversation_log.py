@@ -22,8 +22,8 @@ from realtime.session.outbox import Outbox
 from realtime.turns.turn_audio import audio_item_from_pcm
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.chunking import MAX_ENGINE_CHUNK_S
-from tokenizer.pcm import AudioFormatError, pcm16_from_base64
-from tokenizer.resample import StreamResampler
+from tokenizer.pcm import AudioFormatError, pcm16_from_base64, pcm16_to_base64
+from tokenizer.resample import StreamResampler, resample
 
 _ALLOWED_CONTENT = {
     "user": {"input_text", "input_audio"},
@@ -135,6 +135,15 @@ class ConversationLog:
                 return
         raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id", event_id)
 
+    def retrieve(self, item_id: str, event_id: str | None, input_rate: int) -> None:
+        """``conversation.item.retrieve``: the server's copy of an item, a user turn's audio
+        included (as the VAD cut it, at the session's input rate)."""
+        item = next((i for i in self.items if i.id == item_id), None)
+        if item is None:
+            raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id",
+                                event_id)  # fmt: skip
+        self._outbox.send_now(ev.item_retrieved(_wire_item(item, input_rate)))
+
     def assistant_item(self, item_id: str, event_id: str | None) -> AssistantItem:
         item = next((i for i in self.items if i.id == item_id), None)
         if not isinstance(item, AssistantItem):
@@ -170,6 +179,21 @@ class ConversationLog:
                     ev.transcription_completed(item.id, transcription.text, item.duration_s)
                 )
                 return
+
+
+def _wire_item(item: ConversationItem, input_rate: int) -> dict[str, Any]:
+    if isinstance(item, UserAudioItem):
+        audio = resample(item.audio(), ENGINE_SAMPLE_RATE, input_rate)
+        part = {"type": "input_audio", "audio": pcm16_to_base64(audio),
+                "transcript": item.transcript}  # fmt: skip
+        return ev.message_item(item.id, "user", [part])
+    if isinstance(item, UserTextItem):
+        return ev.message_item(item.id, "user", [{"type": "input_text", "text": item.text}])
+    if isinstance(item, SystemTextItem):
+        return ev.message_item(item.id, "system", [{"type": "input_text", "text": item.text}])
+    assert isinstance(item, AssistantItem)
+    part = {"type": "output_audio", "transcript": item.text}
+    return ev.message_item(item.id, "assistant", [part], status=item.status)
 
 
 def _item_bytes(item: ConversationItem) -> int:

@@ -240,6 +240,8 @@ class Session:
                 active = self.responses.active
                 protected = active.plan.item.id if active is not None else None
                 self.conversation.delete(item_id, event_id, protected_id=protected)
+            case ce.ConversationItemRetrieve(item_id=item_id, event_id=event_id):
+                self.conversation.retrieve(item_id, event_id, self.config.input_rate)
             case ce.ConversationItemTruncate(item_id=item_id, event_id=event_id):
                 self.conversation.assistant_item(item_id, event_id)  # exists, or an error
                 active = self.responses.active

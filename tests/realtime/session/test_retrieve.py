@@ -1,0 +1,56 @@
+"""``conversation.item.retrieve``: the server's copy of an item, user audio included."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+
+from realtime.session.services import SessionServices, SessionSettings
+from tests.realtime.session.support import append, running_session, session_services, until
+from tests.support.speech import synthesize
+
+
+@pytest.fixture(scope="module")
+async def services() -> AsyncIterator[SessionServices]:
+    async with session_services(SessionSettings()) as s:
+        yield s
+
+
+async def test_a_committed_turn_comes_back_with_its_audio_and_a_missing_item_is_an_error(
+    services: SessionServices,
+) -> None:
+    async with running_session(services) as (session, sink):
+        manual = {"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"turn_detection": None}}}}  # fmt: skip
+        await session.handle_message(json.dumps(manual))
+        speech = synthesize("Hello there.", 24_000)
+        await append(session, speech)
+        await session.handle_message(json.dumps({"type": "input_audio_buffer.commit"}))
+        await until(lambda: any(e["type"] == "input_audio_buffer.committed" for e in sink.events))
+        item_id = next(e for e in sink.events if e["type"] == "input_audio_buffer.committed")[
+            "item_id"
+        ]
+        await session.handle_message(json.dumps({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "And a typed one."}]}}))  # fmt: skip
+        await session.handle_message(
+            json.dumps({"type": "conversation.item.retrieve", "item_id": item_id})
+        )
+        missing = {"type": "conversation.item.retrieve", "item_id": "nope", "event_id": "e9"}
+        await session.handle_message(json.dumps(missing))
+        await until(lambda: any(e["type"] == "error" for e in sink.events))
+    retrieved = next(e for e in sink.events if e["type"] == "conversation.item.retrieved")
+    TypeAdapter(RealtimeServerEvent).validate_python(retrieved)  # OpenAI's own shape
+    item = retrieved["item"]
+    assert item["id"] == item_id and item["role"] == "user" and item["type"] == "message"
+    audio = np.frombuffer(base64.b64decode(item["content"][0]["audio"]), dtype=np.int16)
+    # The whole utterance, at the session's input rate (24 kHz), give or take the resampler.
+    assert abs(len(audio) - len(speech)) < 24_000 * 0.05
+    error = next(e for e in sink.events if e["type"] == "error")["error"]
+    assert error["code"] == "item_not_found" and error["event_id"] == "e9"
