@@ -30,10 +30,12 @@ async def services() -> AsyncIterator[SessionServices]:
         yield s
 
 
-async def stop_position_ms(session: Session, sink: RecordingSink, pcm: np.ndarray, rate: int
-                           ) -> tuple[float, int]:  # fmt: skip
+async def stop_position_ms(
+    session: Session, sink: RecordingSink, pcm: np.ndarray, rate: int
+) -> tuple[float, int]:
     """Feed ``pcm`` frame by frame, letting the VAD catch up and the events reach the sink
-    after each; returns how much input (ms) had been sent when speech_stopped came out, and its ``audio_end_ms``."""
+    after each; returns how much input (ms) had been sent when speech_stopped came out, and
+    its ``audio_end_ms``."""
     frame = rate * FRAME_MS // 1000
     for start in range(0, len(pcm), frame):
         await append(session, pcm[start : start + frame])
