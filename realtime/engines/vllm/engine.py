@@ -1,11 +1,10 @@
 """``VllmEngine``: Step-Audio-R1 on vLLM replicas; ``VllmSession``: one client's requests.
 
 A stream is one ``/chat/completions`` request whose text is split into reasoning and
-answer at ``</think>``. Before its first chunk, a request that a replica fails (refused,
-5xx, cut off) goes to another healthy replica; after it, the failure ends the stream with
-an ``EngineError``. The reasoning budget is enforced here: once the stream has written
-``reasoning_budget`` reasoning tokens it is closed, and a second request continues the
-assistant message ``<think>`` + the reasoning + ``</think>`` for the answer. ``prefill``
+answer at ``</think>``, and the answer into reply text and function calls at
+``<tool_call>`` (``think_split``, ``tool_split``). Before its first chunk, a request that a
+replica fails (refused, 5xx, cut off) goes to another healthy replica; after it, the
+failure ends the stream with an ``EngineError``. ``prefill``
 sends the prompt with ``max_tokens: 1`` so that vLLM's prefix cache holds its KV when the
 turn's real request comes (listen while thinking).
 """
@@ -17,12 +16,13 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from typing import ClassVar
 
 import httpx
 
 from realtime.engines.base import (
     AnswerDelta,
+    EngineCapabilities,
     EngineError,
     EngineEvent,
     EngineInfo,
@@ -41,61 +41,21 @@ from realtime.engines.vllm.options import VllmOptions
 from realtime.engines.vllm.prompt import AudioPartCache, chat_body, encode_body
 from realtime.engines.vllm.replicas import NoHealthyReplica, Replica, ReplicaSet
 from realtime.engines.vllm.sse import ChatChunk, ChatUsage
-from realtime.engines.vllm.think_split import (
-    THINK_CLOSE,
-    THINK_OPEN,
-    ThinkSplitter,
-    answer_is_fresh,
-    reasoning_is_open,
-)
+from realtime.engines.vllm.think_split import ThinkSplitter
+from realtime.engines.vllm.tool_split import ReplyEvent, ToolCallSplitter
 
 log = logging.getLogger(__name__)
 
 
-def reasoning_is_fresh(assistant_prefix: str | None) -> bool:
-    """Whether the reasoning block has no text yet (the prefix ends right after ``<think>``)."""
-    if assistant_prefix is None:
-        return True
-    opened = assistant_prefix.rfind(THINK_OPEN)
-    return opened >= 0 and not assistant_prefix[opened + len(THINK_OPEN) :].strip()
-
-
-def closed_reasoning_prefix(assistant_prefix: str | None, reasoning: str) -> str:
-    """The assistant message so far with its reasoning block closed, to continue as answer."""
-    opened = assistant_prefix if assistant_prefix is not None else f"{THINK_OPEN}\n"
-    text = opened + reasoning
-    newline = "" if text.endswith("\n") else "\n"
-    return f"{text}{newline}{THINK_CLOSE}\n\n"
-
-
-@dataclass
-class _StreamState:
-    """What one turn's requests have produced so far."""
-
-    reasoning: list[str] = dataclasses.field(default_factory=list)
-    reasoning_tokens: int = 0  # handed out, against the budget
-    generated_reasoning_tokens: int = 0  # written by the model, for the usage report
-    completion_tokens: int = 0
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    budget_spent: bool = False
-
-    def add_usage(self, usage: ChatUsage | None, seen_tokens: int) -> None:
-        """One request's counts: its last usage report, or what was seen of it."""
-        if usage is None:
-            self.completion_tokens += seen_tokens
-            return
-        self.prompt_tokens += usage.prompt_tokens
-        self.cached_prompt_tokens += usage.cached_prompt_tokens
-        self.completion_tokens += max(usage.completion_tokens, seen_tokens)
-
-    def usage(self) -> EngineUsage:
-        return EngineUsage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            reasoning_tokens=self.generated_reasoning_tokens,
-            cached_prompt_tokens=self.cached_prompt_tokens,
-        )
+def _splitter_for(request: EngineRequest) -> ThinkSplitter:
+    continuation = request.continuation
+    if continuation is None:
+        return ThinkSplitter()
+    return ThinkSplitter(
+        reasoning=not continuation.reasoning_closed,
+        fresh_reasoning=not continuation.reasoning.strip(),
+        fresh_answer=not continuation.reply.strip(),
+    )
 
 
 class VllmSession:
@@ -117,95 +77,55 @@ class VllmSession:
     # -- requests ----------------------------------------------------------------------
 
     async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        state = _StreamState()
-        if request.reasoning_budget == 0 and reasoning_is_open(request.assistant_prefix):
-            state.budget_spent = True
-        else:
-            async for event in self._generate(request, state):
-                yield event
-        if state.budget_spent:
-            async for answer in self._answer_after_budget(request, state):
-                yield answer
-        yield state.usage()
-
-    async def _answer_after_budget(
-        self, request: EngineRequest, state: _StreamState
-    ) -> AsyncGenerator[ReasoningDelta | AnswerDelta, None]:
-        remaining = None
-        if request.max_tokens is not None:
-            remaining = request.max_tokens - state.completion_tokens
-            if remaining <= 0:
-                return
-        answer = dataclasses.replace(
-            request,
-            assistant_prefix=closed_reasoning_prefix(
-                request.assistant_prefix, "".join(state.reasoning)
-            ),
-            max_tokens=remaining,
-            reasoning_budget=None,
-        )
-        async for event in self._generate(answer, state):
-            yield event
-
-    async def _generate(
-        self, request: EngineRequest, state: _StreamState
-    ) -> AsyncGenerator[ReasoningDelta | AnswerDelta, None]:
-        """One request's deltas; stops early (``state.budget_spent``) at the budget."""
-        prefix = request.assistant_prefix
-        splitter = ThinkSplitter(
-            reasoning=reasoning_is_open(prefix),
-            fresh_reasoning=reasoning_is_fresh(prefix),
-            fresh_answer=answer_is_fresh(prefix),
-        )
-        budget = request.reasoning_budget
+        """One request's deltas: reasoning, reply text and function calls, then usage."""
+        splitter = _splitter_for(request)
+        calls = ToolCallSplitter()
         server_splits = False
         server_reasoning_tokens = 0
         usage: ChatUsage | None = None
+        finish_reason: str | None = None
         seen = 0
-        try:
-            async with contextlib.aclosing(self._chunks(request)) as chunks:
-                async for chunk in chunks:
-                    seen += chunk.tokens
-                    usage = chunk.usage or usage
-                    events: list[ReasoningDelta | AnswerDelta] = []
-                    if chunk.reasoning:
-                        server_splits = True
-                        server_reasoning_tokens += max(1, chunk.tokens)
-                        events.append(ReasoningDelta(chunk.reasoning, max(1, chunk.tokens)))
-                    if chunk.content:
-                        if server_splits:
-                            events.append(AnswerDelta(chunk.content, max(1, chunk.tokens)))
-                        else:
-                            events.extend(splitter.feed(chunk.content, chunk.tokens))
-                    for event in events:
-                        if not self._within_budget(event, budget, state):
-                            return
+        async with contextlib.aclosing(self._chunks(request)) as chunks:
+            async for chunk in chunks:
+                seen += chunk.tokens
+                usage = chunk.usage or usage
+                finish_reason = chunk.finish_reason or finish_reason
+                if chunk.reasoning:
+                    server_splits = True
+                    server_reasoning_tokens += max(1, chunk.tokens)
+                    yield ReasoningDelta(chunk.reasoning, max(1, chunk.tokens))
+                if chunk.content:
+                    split: list[ReasoningDelta | AnswerDelta] = (
+                        [AnswerDelta(chunk.content, max(1, chunk.tokens))]
+                        if server_splits
+                        else splitter.feed(chunk.content, chunk.tokens)
+                    )
+                    for event in self._reply_events(split, calls):
                         yield event
-                        if budget is not None and state.reasoning_tokens >= budget:
-                            state.budget_spent = splitter.in_reasoning and not server_splits
-                            if state.budget_spent:
-                                return
-            for event in splitter.finish():
-                if not self._within_budget(event, budget, state):
-                    return
-                yield event
-        finally:
-            state.add_usage(usage, seen)
-            state.generated_reasoning_tokens += splitter.reasoning_tokens + server_reasoning_tokens
+        for event in self._reply_events(splitter.finish(), calls):
+            yield event
+        for reply_event in calls.finish(cut_short=finish_reason == "length"):
+            yield reply_event
+        completion = seen if usage is None else max(usage.completion_tokens, seen)
+        yield EngineUsage(
+            prompt_tokens=usage.prompt_tokens if usage is not None else 0,
+            completion_tokens=completion,
+            reasoning_tokens=splitter.reasoning_tokens + server_reasoning_tokens,
+            cached_prompt_tokens=usage.cached_prompt_tokens if usage is not None else 0,
+        )
 
     @staticmethod
-    def _within_budget(
-        event: ReasoningDelta | AnswerDelta, budget: int | None, state: _StreamState
-    ) -> bool:
-        """Counts a reasoning delta; False (budget spent) when it would go over the budget."""
-        if not isinstance(event, ReasoningDelta):
-            return True
-        if budget is not None and state.reasoning_tokens + event.tokens > budget:
-            state.budget_spent = True
-            return False
-        state.reasoning_tokens += event.tokens
-        state.reasoning.append(event.text)
-        return True
+    def _reply_events(
+        events: list[ReasoningDelta | AnswerDelta], calls: ToolCallSplitter
+    ) -> list[ReasoningDelta | ReplyEvent]:
+        """Reasoning as it is; reply text through the function-call splitter."""
+        out: list[ReasoningDelta | ReplyEvent] = []
+        for event in events:
+            if isinstance(event, AnswerDelta):
+                out.extend(calls.feed(event.text, event.tokens))
+            else:
+                out.append(event)
+        return out
 
     async def _chunks(self, request: EngineRequest) -> AsyncGenerator[ChatChunk, None]:
         """The request's stream from the pinned replica, failing over before the first chunk."""
@@ -280,6 +200,8 @@ class VllmSession:
 
 class VllmEngine:
     """Step-Audio-R1 served by one or more vLLM replicas (``VllmOptions.urls``)."""
+
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(continuation=True, tools=True)
 
     def __init__(self, options: VllmOptions) -> None:
         self.options = options
