@@ -19,4 +19,3 @@ def test_a_whitespace_only_piece_at_the_start_says_nothing() -> None:
     assert joiner.add("  ") == ""
     assert joiner.add("Hello") == "Hello"
     assert joiner.text == "Hello"
-
