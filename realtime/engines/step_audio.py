@@ -43,6 +43,13 @@ def tool_call_text(name: str, arguments: str) -> str:
     return f"{TOOL_CALL_OPEN}{TOOL_CALL_TYPE}\n{name}\n{arguments}{TOOL_CALL_CLOSE}"
 
 
+def call_opening(function: str | None = None) -> str:
+    """The start of a call, up to where the model writes the rest: the function's name
+    (``function`` None) or, with the name given, its arguments."""
+    opening = f"{TOOL_CALL_OPEN}{TOOL_CALL_TYPE}\n"
+    return opening if function is None else f"{opening}{function}\n"
+
+
 def partial_marker_suffix(text: str, marker: str) -> int:
     """Length of the longest suffix of ``text`` that is a proper prefix of ``marker``: text a
     streaming splitter must hold back, since the next delta may complete the marker."""

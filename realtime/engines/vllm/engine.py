@@ -2,7 +2,11 @@
 
 A stream is one ``/chat/completions`` request whose text is split into reasoning and
 answer at ``</think>``, and the answer into reply text and function calls at
-``<tool_call>`` (``think_split``, ``tool_split``). Before its first chunk, a request that a
+``<tool_call>`` (``think_split``, ``tool_split``). When ``tool_choice`` requires a call
+(``required``, or a named function), the model reasons as usual; where its reply would start,
+the stream is closed and a second request continues the message with the opening of a call
+(``<tool_call>function\n``, plus the function's name when one is named), so the reply is
+the call. Before its first chunk, a request that a
 replica fails (refused, 5xx, cut off) goes to another healthy replica; after it, the
 failure ends the stream with an ``EngineError``. ``prefill``
 sends the prompt with ``max_tokens: 1`` so that vLLM's prefix cache holds its KV when the
@@ -22,6 +26,7 @@ import httpx
 
 from realtime.engines.base import (
     AnswerDelta,
+    Continuation,
     EngineCapabilities,
     EngineError,
     EngineEvent,
@@ -29,7 +34,9 @@ from realtime.engines.base import (
     EngineRequest,
     EngineUsage,
     ReasoningDelta,
+    add_usage,
 )
+from realtime.engines.step_audio import call_opening
 from realtime.engines.vllm.client import (
     ReplicaRequestError,
     StreamTimeouts,
@@ -58,6 +65,14 @@ def _splitter_for(request: EngineRequest) -> ThinkSplitter:
     )
 
 
+def _forced_call(request: EngineRequest) -> str | None:
+    """The opening of the call the request's ``tool_choice`` requires, if it requires one."""
+    choice = request.tool_choice
+    if not request.offered_tools or choice.mode not in ("required", "function"):
+        return None
+    return call_opening(choice.function)
+
+
 class VllmSession:
     """One client's requests, pinned to one replica while it stays healthy."""
 
@@ -77,15 +92,49 @@ class VllmSession:
     # -- requests ----------------------------------------------------------------------
 
     async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        """One request's deltas: reasoning, reply text and function calls, then usage."""
+        """The request's deltas: reasoning, reply text and function calls, then usage."""
+        opening = _forced_call(request)
+        if opening is None:
+            async for event in self._generate(request):
+                yield event
+            return
+        usage: EngineUsage | None = None
+        continuation = request.continuation
+        if request.starts_in_reasoning:
+            reasoning: list[str] = []
+            async for event in self._generate(request, until_reply=True):
+                if isinstance(event, EngineUsage):
+                    usage = event
+                else:
+                    if isinstance(event, ReasoningDelta):
+                        reasoning.append(event.text)
+                    yield event
+            before = continuation.reasoning if continuation is not None else ""
+            continuation = Continuation(before + "".join(reasoning), reasoning_closed=True)
+        forced = dataclasses.replace(request, continuation=continuation)
+        async for event in self._generate(forced, call_opening=opening):
+            if isinstance(event, EngineUsage):
+                usage = add_usage(usage, event)
+            else:
+                yield event
+        if usage is not None:
+            yield usage
+
+    async def _generate(
+        self, request: EngineRequest, *, until_reply: bool = False, call_opening: str = ""
+    ) -> AsyncGenerator[EngineEvent, None]:
+        """One ``/chat/completions`` request. ``until_reply``: only its reasoning, closed
+        where the reply starts; ``call_opening``: text put after the continuation for the
+        model to go on from (the opening of a call)."""
         splitter = _splitter_for(request)
         calls = ToolCallSplitter()
+        calls.feed(call_opening, 0)
         server_splits = False
         server_reasoning_tokens = 0
         usage: ChatUsage | None = None
         finish_reason: str | None = None
         seen = 0
-        async with contextlib.aclosing(self._chunks(request)) as chunks:
+        async with contextlib.aclosing(self._chunks(request, call_opening)) as chunks:
             async for chunk in chunks:
                 seen += chunk.tokens
                 usage = chunk.usage or usage
@@ -101,11 +150,15 @@ class VllmSession:
                         else splitter.feed(chunk.content, chunk.tokens)
                     )
                     for event in self._reply_events(split, calls):
-                        yield event
+                        if not until_reply or isinstance(event, ReasoningDelta):
+                            yield event
+                    if until_reply and (server_splits or not splitter.in_reasoning):
+                        break
         for event in self._reply_events(splitter.finish(), calls):
             yield event
-        for reply_event in calls.finish(cut_short=finish_reason == "length"):
-            yield reply_event
+        if not until_reply:
+            for reply_event in calls.finish(cut_short=finish_reason == "length"):
+                yield reply_event
         completion = seen if usage is None else max(usage.completion_tokens, seen)
         yield EngineUsage(
             prompt_tokens=usage.prompt_tokens if usage is not None else 0,
@@ -127,9 +180,11 @@ class VllmSession:
                 out.append(event)
         return out
 
-    async def _chunks(self, request: EngineRequest) -> AsyncGenerator[ChatChunk, None]:
+    async def _chunks(
+        self, request: EngineRequest, reply_suffix: str = ""
+    ) -> AsyncGenerator[ChatChunk, None]:
         """The request's stream from the pinned replica, failing over before the first chunk."""
-        body = await asyncio.to_thread(self._encode, request, False)
+        body = await asyncio.to_thread(self._encode, request, False, reply_suffix)
         engine = self._engine
         failed: list[Replica] = []
         while True:
@@ -161,11 +216,14 @@ class VllmSession:
                 self._engine.replicas.mark_down(replica, str(exc))
             raise
 
-    def _encode(self, request: EngineRequest, prefill: bool) -> bytes:
+    def _encode(self, request: EngineRequest, prefill: bool, reply_suffix: str = "") -> bytes:
         """The request body as JSON bytes (WAV and base64 work: runs in a worker thread)."""
         fitted = dataclasses.replace(request, conversation=self._history.fit(request.conversation))
         self._audio.retain(fitted.conversation)
-        return encode_body(chat_body(fitted, self._options, self._audio, prefill=prefill))
+        body = chat_body(
+            fitted, self._options, self._audio, prefill=prefill, reply_suffix=reply_suffix
+        )
+        return encode_body(body)
 
     # -- replica pinning ---------------------------------------------------------------
 

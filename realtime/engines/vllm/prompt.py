@@ -107,7 +107,10 @@ def chat_messages(
     continuation: Continuation | None,
     cache: AudioPartCache,
     max_audio_item_s: float,
+    reply_suffix: str = "",
 ) -> list[Message]:
+    """The request's messages; ``reply_suffix`` is text the engine itself puts after the
+    continuation's reply (the opening of a call it makes the model write)."""
     messages: list[Message] = []
     if conversation.instructions.strip():
         messages.append({"role": "system", "content": conversation.instructions})
@@ -139,7 +142,8 @@ def chat_messages(
             messages.append({"role": "tool", "content": item.output, "tool_call_id": item.call_id})
     close_assistant()
     if continuation is not None:
-        messages.append({"role": "assistant", "content": assistant_text(continuation)})
+        text = assistant_text(continuation) + reply_suffix
+        messages.append({"role": "assistant", "content": text})
     return messages
 
 
@@ -164,6 +168,7 @@ def chat_body(
     cache: AudioPartCache,
     *,
     prefill: bool = False,
+    reply_suffix: str = "",
 ) -> dict[str, Any]:
     """The JSON body of a ``/chat/completions`` request.
 
@@ -173,7 +178,11 @@ def chat_body(
     body: dict[str, Any] = {
         "model": options.model,
         "messages": chat_messages(
-            request.conversation, request.continuation, cache, options.max_audio_item_s
+            request.conversation,
+            request.continuation,
+            cache,
+            options.max_audio_item_s,
+            reply_suffix,
         ),
         "skip_special_tokens": False,
         "stop_token_ids": list(options.stop_token_ids),

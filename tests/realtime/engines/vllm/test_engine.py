@@ -20,6 +20,7 @@ from realtime.engines.base import (
     InvalidToolCall,
     ReasoningDelta,
     ToolCall,
+    ToolChoice,
     ToolSpec,
 )
 from realtime.engines.budget import stream_within_budget
@@ -286,3 +287,38 @@ async def test_a_call_with_broken_arguments_is_an_invalid_call_not_a_failure(
     [invalid] = [e for e in events if isinstance(e, InvalidToolCall)]
     assert invalid.name == "f" and "JSON" in invalid.reason
     assert isinstance(events[-1], EngineUsage)
+
+
+@pytest.mark.parametrize(
+    ("choice", "opening", "rest"),
+    [
+        (ToolChoice("required"), "<tool_call>function\n", 'get_weather\n{"city": "Oslo"}'),
+        (ToolChoice("function", "get_weather"), "<tool_call>function\nget_weather\n",
+         '{"city": "Oslo"}'),
+    ],
+)  # fmt: skip
+async def test_a_required_call_opens_the_reply_with_the_call_after_the_reasoning(
+    server: FakeVllmServer, choice: ToolChoice, opening: str, rest: str
+) -> None:
+    server.scripts = [
+        Script(deltas=("Weather", " then.", "</think>", "\n\nI think", " it rains."),
+               delta_interval_s=0.02),
+        Script(deltas=(rest[:5], rest[5:], "</tool_call>")),
+    ]  # fmt: skip
+    tool = ToolSpec("get_weather", "The weather", {"type": "object"})
+    request = EngineRequest(TEXT_TURN, tools=(tool,), tool_choice=choice)
+    async with engine_for(server) as engine:
+        events = await run(engine.open_session(), request)
+
+    assert texts(events) == ("Weather then.", "")  # the reply the model began is not used
+    assert [e for e in events if isinstance(e, ToolCall)] == [
+        ToolCall("get_weather", '{"city": "Oslo"}')
+    ]
+    first, forced = server.requests
+    assert first.abandoned
+    assert forced.body["messages"][-1] == {
+        "role": "assistant",
+        "content": "<think>\nWeather then.\n</think>\n\n" + opening,
+    }
+    assert forced.body["continue_final_message"] is True
+    assert len([e for e in events if isinstance(e, EngineUsage)]) == 1
