@@ -95,7 +95,7 @@ def vllm_server(
 ) -> Iterator[VllmServer]:
     config = VllmServerConfig(
         model_dir=standin.model_dir,
-        # The production template (deploy/), which the stand-in's own matches.
+        # The production template (deploy/), which the stand-in's own matches (but for tools).
         chat_template=DEPLOY_CHAT_TEMPLATE,
         # 32-token prefix-cache blocks instead of the CPU default of 128: a 2 s audio chunk
         # (50 stand-in tokens) then shows up in the prefix-cache counters.
