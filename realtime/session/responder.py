@@ -190,7 +190,6 @@ class Responder:
         if call.name not in offered:
             self._refuse_call(call.name, "it is not one of the tools offered to this response")
             return
-        self.timings.mark("first_tool_call")
         self.calls.append(call)
 
     def _refuse_call(self, name: str, reason: str) -> None:
