@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.engines.echo import DEFAULT_REPLY
     from realtime.engines.factory import ENGINE_NAMES
-    from realtime.engines.sim import SimParams
+    from realtime.engines.sim import TOOL_CALL_MODES, SimParams
     from realtime.engines.vllm.cli_args import add_vllm_arguments
     from realtime.server.access_cli import add_access_arguments
     from realtime.speaking.factory import POLICY_NAMES
@@ -104,6 +104,11 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--sim-seed", type=int, default=sim_defaults.seed,
         help="seed of the simulated words (default: %(default)s)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-tool-calls", choices=TOOL_CALL_MODES, default=sim_defaults.tool_calls,
+        help="'first-turn': a turn offered tools calls the first one before it answers, and "
+        "answers once the client has sent the call's output (default: %(default)s)",
     )  # fmt: skip
 
     speaking = parser.add_argument_group(
@@ -207,7 +212,7 @@ def _ice_server(text: str) -> IceServer:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from realtime.engines.factory import EngineOptions
+    from realtime.engines.factory import EngineOptions, engine_capabilities
     from realtime.engines.sim import SimParams
     from realtime.engines.vllm.cli_args import vllm_options_from
     from realtime.protocol.session_config import (
@@ -230,10 +235,11 @@ def _serve(args: argparse.Namespace) -> int:
     from tts.cosyvoice_cli import cosyvoice_options_from
     from tts.factory import TtsOptions
 
-    if args.policy not in policy_names_for(args.engine):
+    offered = policy_names_for(engine_capabilities(args.engine))
+    if args.policy not in offered:
         print(
             f"step-realtime serve: error: the {args.engine} engine offers the speaking policies "
-            f"{', '.join(policy_names_for(args.engine))}, not {args.policy}",
+            f"{', '.join(offered)}, not {args.policy}",
             file=sys.stderr,
         )
         return 2
@@ -253,6 +259,7 @@ def _serve(args: argparse.Namespace) -> int:
             answer_tokens=args.sim_answer_tokens,
             length_jitter=args.sim_length_jitter,
             seed=args.sim_seed,
+            tool_calls=args.sim_tool_calls,
         )
         vllm = vllm_options_from(args) if args.engine == "vllm" else None
         access = access_options_from(args)

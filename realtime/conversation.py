@@ -1,4 +1,5 @@
-"""Conversation history as the engines see it: user audio or text, assistant replies."""
+"""Conversation history as the engines see it: user audio or text, assistant replies, and the
+function calls the assistant made with their results."""
 
 from __future__ import annotations
 
@@ -76,7 +77,41 @@ class AssistantItem:
         return "assistant"
 
 
-ConversationItem = UserAudioItem | UserTextItem | SystemTextItem | AssistantItem
+@dataclass
+class FunctionCallItem:
+    """A function call the assistant made (``arguments``: a JSON object, as the model wrote it)."""
+
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+
+    @property
+    def role(self) -> Literal["assistant"]:
+        return "assistant"
+
+
+@dataclass
+class FunctionCallOutputItem:
+    """The client's result of a function call (``conversation.item.create``)."""
+
+    id: str
+    call_id: str
+    output: str
+
+    @property
+    def role(self) -> Literal["tool"]:
+        return "tool"
+
+
+ConversationItem = (
+    UserAudioItem
+    | UserTextItem
+    | SystemTextItem
+    | AssistantItem
+    | FunctionCallItem
+    | FunctionCallOutputItem
+)
 
 
 @dataclass(frozen=True)

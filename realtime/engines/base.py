@@ -1,4 +1,9 @@
-"""The engine interface: stream typed reasoning/answer deltas from the conversation so far.
+"""The engine interface: stream typed reasoning/answer/tool-call events for a typed request.
+
+A request says *what* to generate (the conversation, how far the assistant message has got,
+the tools on offer, limits); each engine renders it in its model's own format (markers,
+roles) and parses its model's output back into typed events. Engines declare what they can
+do (``EngineCapabilities``) instead of being recognised by name.
 
 An ``Engine`` is shared by the whole process (connection pools, models); each client
 session opens its own ``EngineSession`` (per-session state such as the replica it is
@@ -10,8 +15,8 @@ generator (``aclose``, e.g. through ``contextlib.aclosing``): backends must rele
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
 
 from realtime.conversation import Conversation
 
@@ -52,25 +57,119 @@ class EngineUsage:
     """Requests tried again after failing before their first token."""
 
 
-EngineEvent = ReasoningDelta | AnswerDelta | InputTranscription | EngineUsage
+@dataclass(frozen=True)
+class ToolCall:
+    """The model called a function: ``arguments`` is its JSON object, as the model wrote it."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class InvalidToolCall:
+    """The model wrote a function call the engine could not read (e.g. its arguments are not
+    a JSON object). ``reason`` says what is wrong; the call is not made."""
+
+    name: str
+    arguments: str
+    reason: str
+
+
+EngineEvent = (
+    ReasoningDelta | AnswerDelta | ToolCall | InvalidToolCall | InputTranscription | EngineUsage
+)
+
+
+def add_usage(total: EngineUsage | None, usage: EngineUsage) -> EngineUsage:
+    """Token counts of several requests of one turn, added up."""
+    if total is None:
+        return usage
+    return EngineUsage(
+        prompt_tokens=total.prompt_tokens + usage.prompt_tokens,
+        completion_tokens=total.completion_tokens + usage.completion_tokens,
+        reasoning_tokens=total.reasoning_tokens + usage.reasoning_tokens,
+        cached_prompt_tokens=total.cached_prompt_tokens + usage.cached_prompt_tokens,
+        retries=total.retries + usage.retries,
+    )
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """How far the assistant message has got, for a request that continues it.
+
+    ``reasoning``: the reasoning written so far; ``reasoning_closed``: whether the reasoning
+    block is closed (the request then writes reply text after ``reply``, the reply so far).
+    With the block open, the request goes on reasoning after ``reasoning``.
+    """
+
+    reasoning: str = ""
+    reply: str = ""
+    reasoning_closed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.reply and not self.reasoning_closed:
+            raise ValueError("a continuation with reply text has its reasoning closed")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call: its name, what it does, its JSON-schema parameters."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """Whether the model may (``auto``), must not (``none``) or must (``required``) call a
+    tool, or must call the one named ``function``."""
+
+    mode: Literal["auto", "none", "required", "function"] = "auto"
+    function: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.mode == "function") != (self.function is not None):
+            raise ValueError("a tool choice names a function exactly when its mode is 'function'")
 
 
 @dataclass(frozen=True)
 class EngineRequest:
     """One generation request.
 
-    ``assistant_prefix`` continues a final assistant message instead of opening a new one
-    (vLLM's ``continue_final_message``); the text is raw, e.g. ``"<think>\\n...</think>\\n"``
-    plus the reply already spoken, as Mind-Paced Speaking's articulation requests need.
-    ``reasoning_budget`` caps reasoning tokens: the engine closes the reasoning block and
-    goes on with the answer once it is spent.
+    ``continuation`` continues the assistant message instead of opening a new one (None:
+    a fresh message, which starts with the reasoning). ``tools`` are offered to the model
+    under ``tool_choice``. ``reasoning_budget`` caps reasoning tokens: once spent, the
+    reasoning block is closed and the answer follows (``realtime/engines/budget.py`` does
+    this for every engine). ``max_tokens`` caps the whole completion.
     """
 
     conversation: Conversation
     max_tokens: int | None = None
     reasoning_budget: int | None = None
-    assistant_prefix: str | None = None
+    continuation: Continuation | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
     temperature: float | None = None
+
+    @property
+    def offered_tools(self) -> tuple[ToolSpec, ...]:
+        """The tools the model is shown: none under ``tool_choice`` ``none``."""
+        return () if self.tool_choice.mode == "none" else self.tools
+
+    @property
+    def starts_in_reasoning(self) -> bool:
+        return self.continuation is None or not self.continuation.reasoning_closed
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What an engine can do. ``continuation``: it continues an assistant message where a
+    ``Continuation`` left it (needed by the speaking policies that speak while reasoning);
+    ``tools``: it offers tools to its model and reports the calls the model makes."""
+
+    continuation: bool = False
+    tools: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +205,7 @@ class EngineSession(Protocol):
 
 
 class Engine(Protocol):
+    capabilities: ClassVar[EngineCapabilities]
     info: EngineInfo
 
     async def start(self) -> None: ...

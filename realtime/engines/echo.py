@@ -11,10 +11,12 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from realtime.conversation import UserAudioItem, UserTextItem
 from realtime.engines.base import (
     AnswerDelta,
+    EngineCapabilities,
     EngineEvent,
     EngineInfo,
     EngineRequest,
@@ -84,6 +86,9 @@ class EchoSession:
 
 
 class EchoEngine:
+    # A loopback: it ignores continuations (it would repeat its reply) and calls no tools.
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities()
+
     def __init__(
         self,
         transcriber: PocketsphinxTranscriber,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from realtime.engines.base import Engine
+from realtime.engines.base import Engine, EngineCapabilities
 from realtime.engines.echo import DEFAULT_EMPTY_REPLY, DEFAULT_REPLY, EchoEngine
 from realtime.engines.pocketsphinx_asr import PocketsphinxTranscriber
 from realtime.engines.sim import SimEngine, SimParams
@@ -24,6 +24,21 @@ class EngineOptions:
     asr_workers: int = 1
     sim: SimParams = field(default_factory=SimParams)
     vllm: VllmOptions | None = None
+
+
+_ENGINE_CLASSES: dict[str, type[EchoEngine] | type[SimEngine] | type[VllmEngine]] = {
+    "echo": EchoEngine,
+    "sim": SimEngine,
+    "vllm": VllmEngine,
+}
+
+
+def engine_capabilities(name: str) -> EngineCapabilities:
+    """What the engine called ``name`` declares it can do (without building it)."""
+    engine_class = _ENGINE_CLASSES.get(name)
+    if engine_class is None:
+        raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+    return engine_class.capabilities
 
 
 def build_engine(options: EngineOptions) -> Engine:

@@ -17,10 +17,16 @@ The model of one request:
   assumed not to stall other streams' decoding (they are short here: a listen-while-thinking
   chunk of audio, or an articulation prefix that is mostly cached);
 - the stream holds the turn's planned reasoning, a ``</think>`` step, then the planned reply,
-  and one more step for the end-of-turn token. ``reasoning_budget`` cuts the reasoning and
-  goes on with the reply; ``max_tokens`` cuts the whole completion; an ``assistant_prefix``
-  continues the plan after what the prefix holds (after ``</think>``: reply tokens, going on
-  from the reply words the prefix already has).
+  and one more step for the end-of-turn token. ``max_tokens`` cuts the whole completion; a
+  ``Continuation`` continues the plan after what it holds (with the reasoning closed: reply
+  tokens, going on from the reply words it already has). The reasoning budget is not the
+  engine's business (``realtime/engines/budget.py``);
+- function calls (``SimParams.tool_calls``): with ``first-turn``, a request that offers
+  tools and whose user turn has no function result yet plans a short reply ("Let me check
+  that.") and a call of the first tool offered (one step), with arguments filled in from its
+  JSON schema; once the result is in the conversation the turn's normal reply follows. A
+  ``tool_choice`` of ``required`` or a named function makes every such turn call (the named
+  tool), whatever the flag says; ``none`` never does.
 
 Default figures: Step-Audio-R1 (33B: Qwen2 audio encoder, adaptor, Qwen2.5-32B decoder;
 StepFun's README) in bf16 on vLLM with tensor parallel 4 on H100/H800-class GPUs (StepFun
@@ -54,30 +60,36 @@ time-to-first-audio chart in StepFun's README shows 1.51 s for Step-Audio R1.1 (
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from realtime.conversation import Conversation
+from realtime.conversation import Conversation, FunctionCallOutputItem, UserAudioItem, UserTextItem
 from realtime.engines.base import (
     AnswerDelta,
+    EngineCapabilities,
     EngineEvent,
     EngineInfo,
     EngineRequest,
     EngineUsage,
     ReasoningDelta,
+    ToolCall,
+    ToolSpec,
 )
 from realtime.engines.sim_prompt import PrefixCache, build_prompt
-from realtime.engines.sim_text import TurnPlan, plan_turn
+from realtime.engines.sim_text import TOOL_PREAMBLE, TurnPlan, plan_turn
+from realtime.engines.step_audio import REASONING_END
 
 log = logging.getLogger(__name__)
 
 SIM_MODEL = "step-audio-r1-sim (simulated: Qwen2.5-32B decoder, bf16, TP=4, H100-class)"
-THINK_END = "</think>"
-# What the model writes between its reasoning and its reply; the articulation prefixes of
-# the speaking policies close the reasoning block the same way, so they hit the cache.
-THINK_END_TEXT = "\n</think>\n\n"
+# What the model writes between its reasoning and its reply; continuations close the
+# reasoning block the same way (``step_audio.assistant_text``), so they hit the cache.
+THINK_END_TEXT = "\n" + REASONING_END
+ToolCalls = Literal["never", "first-turn"]
+TOOL_CALL_MODES: tuple[str, ...] = ("never", "first-turn")
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,7 @@ class SimParams:
     length_jitter: float = 0.25
     seed: int = 0
     cache_block_tokens: int = 16
+    tool_calls: ToolCalls = "never"
 
     def __post_init__(self) -> None:
         if self.prefill_tokens_per_s <= 0:
@@ -105,6 +118,8 @@ class SimParams:
             raise ValueError("length_jitter must be in [0, 1)")
         if self.cache_block_tokens < 1:
             raise ValueError("cache_block_tokens must be >= 1")
+        if self.tool_calls not in TOOL_CALL_MODES:
+            raise ValueError(f"tool_calls must be one of {', '.join(TOOL_CALL_MODES)}")
 
     def first_token_s(self, uncached_tokens: int) -> float:
         """Seconds from request to first token with ``uncached_tokens`` left to prefill."""
@@ -124,8 +139,9 @@ class SimParams:
 
 @dataclass(frozen=True)
 class _Step:
-    kind: Literal["reasoning", "think_end", "answer"]
+    kind: Literal["reasoning", "think_end", "answer", "tool_call"]
     text: str
+    call: ToolCall | None = None
 
 
 class SimSession:
@@ -138,7 +154,7 @@ class SimSession:
 
     async def prefill(self, request: EngineRequest) -> None:
         params = self._engine.params
-        prompt = build_prompt(request.conversation, request.assistant_prefix)
+        prompt = build_prompt(request.conversation, request.continuation, request.offered_tools)
         cached = self._cache.cached_tokens(prompt)
         await asyncio.sleep(params.first_token_s(prompt.tokens - cached))
         self._cache.add(prompt)
@@ -152,9 +168,10 @@ class SimSession:
         self.open_streams += 1
         engine.open_streams += 1
         try:
-            prompt = build_prompt(request.conversation, request.assistant_prefix)
+            prompt = build_prompt(request.conversation, request.continuation, request.offered_tools)
             cached = self._cache.cached_tokens(prompt)
-            steps = continuation(engine.plan(request.conversation), request)
+            call = planned_call(request, params.tool_calls)
+            steps = continuation(engine.plan(request.conversation), request, call)
             ends_with_eot = request.max_tokens is None or len(steps) <= request.max_tokens
             if request.max_tokens is not None:
                 steps = steps[: request.max_tokens]
@@ -179,6 +196,8 @@ class SimSession:
                         yield ReasoningDelta(step.text)
                     elif step.kind == "answer":
                         yield AnswerDelta(step.text)
+                    elif step.call is not None:
+                        yield step.call
                 if ends_with_eot:
                     due += params.token_interval_s(engine.decoding)
                     await asyncio.sleep(max(0.0, due - loop.time()))
@@ -198,32 +217,76 @@ class SimSession:
         self._cache.clear()
 
 
-def continuation(plan: TurnPlan, request: EngineRequest) -> list[_Step]:
-    """What the model writes for ``request``: the plan, continued after the assistant prefix."""
-    prefix = request.assistant_prefix
-    budget = request.reasoning_budget
-    if prefix is None:
-        return [*_reasoning_steps(plan, 0, "", budget), *_answer_steps(plan, "")]
-    head, closed, reply = prefix.partition(THINK_END)
-    if closed:
-        return _answer_steps(plan, reply)
-    if "<think>" in head:
-        thought = head.split("<think>", 1)[1]
-        done = len(thought.split())
-        return [*_reasoning_steps(plan, done, thought, budget), *_answer_steps(plan, "")]
-    return _answer_steps(plan, head)
+def planned_call(request: EngineRequest, mode: ToolCalls) -> ToolCall | None:
+    """The function call this request's turn makes, if any (see the module docstring)."""
+    tools = request.offered_tools
+    choice = request.tool_choice
+    if not tools or _has_result(request.conversation):
+        return None
+    if choice.mode == "function":
+        tool = next((t for t in tools if t.name == choice.function), None)
+        return None if tool is None else ToolCall(tool.name, sample_arguments(tool))
+    if choice.mode == "required" or mode == "first-turn":
+        return ToolCall(tools[0].name, sample_arguments(tools[0]))
+    return None
 
 
-def _reasoning_steps(plan: TurnPlan, done: int, before: str, budget: int | None) -> list[_Step]:
-    end = len(plan.reasoning) if budget is None else min(len(plan.reasoning), max(0, budget))
-    words = [word.lstrip() for word in plan.reasoning[done:end]]
+def _has_result(conversation: Conversation) -> bool:
+    """Whether a function result follows the last user item."""
+    for item in reversed(conversation.items):
+        if isinstance(item, FunctionCallOutputItem):
+            return True
+        if isinstance(item, UserAudioItem | UserTextItem):
+            return False
+    return False
+
+
+def sample_arguments(tool: ToolSpec) -> str:
+    """Arguments for ``tool``: a plausible value for each required parameter of its schema."""
+    samples: dict[str, Any] = {
+        "string": "sim", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {},
+    }  # fmt: skip
+    properties = tool.parameters.get("properties") or {}
+    required = tool.parameters.get("required") or []
+    arguments = {}
+    for name in required:
+        schema = properties.get(name) if isinstance(properties, dict) else None
+        kind = schema.get("type") if isinstance(schema, dict) else None
+        if isinstance(schema, dict) and schema.get("enum"):
+            arguments[name] = schema["enum"][0]
+        else:
+            arguments[name] = samples.get(kind, None) if isinstance(kind, str) else None
+    return json.dumps(arguments)
+
+
+def continuation(
+    plan: TurnPlan, request: EngineRequest, call: ToolCall | None = None
+) -> list[_Step]:
+    """What the model writes for ``request``: the plan, continued after ``request.continuation``.
+
+    With ``call``, the reply is a short preamble and the call instead of the planned answer.
+    """
+    answer = plan.answer if call is None else TOOL_PREAMBLE
+    ending = [] if call is None else [_Step("tool_call", "", call)]
+    done = request.continuation
+    if done is None:
+        return [*_reasoning_steps(plan, 0, ""), *_answer_steps(answer, ""), *ending]
+    if done.reasoning_closed:
+        return [*_answer_steps(answer, done.reply), *ending]
+    thought = done.reasoning
+    steps = _reasoning_steps(plan, len(thought.split()), thought)
+    return [*steps, *_answer_steps(answer, ""), *ending]
+
+
+def _reasoning_steps(plan: TurnPlan, done: int, before: str) -> list[_Step]:
+    words = [word.lstrip() for word in plan.reasoning[done:]]
     steps = [_Step("reasoning", _spaced(word, before, index)) for index, word in enumerate(words)]
     return [*steps, _Step("think_end", THINK_END_TEXT)]
 
 
-def _answer_steps(plan: TurnPlan, reply_so_far: str) -> list[_Step]:
+def _answer_steps(answer: tuple[str, ...], reply_so_far: str) -> list[_Step]:
     done = len(reply_so_far.split())
-    words = [word.lstrip() for word in plan.answer[done:]]
+    words = [word.lstrip() for word in answer[done:]]
     before = reply_so_far.strip() and reply_so_far
     return [_Step("answer", _spaced(word, before, index)) for index, word in enumerate(words)]
 
@@ -237,6 +300,8 @@ def _spaced(word: str, before: str, index: int) -> str:
 
 class SimEngine:
     """The simulator, shared by all sessions; counts streams decoding at once (the batch)."""
+
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(continuation=True, tools=True)
 
     def __init__(self, params: SimParams | None = None) -> None:
         self.params = params or SimParams()

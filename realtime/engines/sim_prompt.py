@@ -1,9 +1,10 @@
 """The ``sim`` engine's prompt arithmetic: token counts and a per-session prefix cache.
 
-A prompt is the conversation as blocks (system text, each message's header and footer,
-each audio chunk, each text) followed by the assistant part as text: the generation
-prompt ``<|BOT|>assistant\\n<think>\\n``, or ``<|BOT|>assistant\\n`` + the assistant prefix
-being continued. Audio chunks cost what Step-Audio's encoder makes of them
+A prompt is the conversation as blocks (system text, the tools' schemas, each message's
+header and footer, each audio chunk, each text, each function call and result) followed by
+the assistant part as text: the generation prompt ``<|BOT|>assistant\\n<think>\\n``, or
+``<|BOT|>assistant\\n`` + the assistant message being continued, both in Step-Audio's format
+(``realtime/engines/step_audio.py``). Audio chunks cost what Step-Audio's encoder makes of them
 (``tokenizer.chunking.audio_prompt_tokens_for_samples``: 12.5 embeddings a second plus two
 markers); text costs one token per word (and one per special token such as ``<think>``).
 
@@ -25,13 +26,16 @@ from os.path import commonprefix
 from realtime.conversation import (
     AssistantItem,
     Conversation,
+    FunctionCallItem,
+    FunctionCallOutputItem,
     SystemTextItem,
     UserAudioItem,
     UserTextItem,
 )
+from realtime.engines.base import Continuation, ToolSpec
+from realtime.engines.step_audio import GENERATION_PROMPT, assistant_text, tool_call_text
 from tokenizer.chunking import audio_prompt_tokens_for_samples
 
-GENERATION_PROMPT = "<think>\n"
 ASSISTANT_HEADER = "<|BOT|>assistant\n"
 MESSAGE_HEADER_TOKENS = 3  # <|BOT|> role \n
 MESSAGE_FOOTER_TOKENS = 1  # <|EOT|>
@@ -62,11 +66,18 @@ class Prompt:
         return sum(block.tokens for block in self.blocks) + text_tokens(self.assistant_text)
 
 
-def build_prompt(conversation: Conversation, assistant_prefix: str | None) -> Prompt:
+def build_prompt(
+    conversation: Conversation,
+    continuation: Continuation | None,
+    tools: tuple[ToolSpec, ...] = (),
+) -> Prompt:
     blocks: list[Block] = []
     if conversation.instructions:
         text = conversation.instructions
         blocks.append(Block(("system", text), _message_tokens(text)))
+    if tools:
+        schemas = repr(tools)
+        blocks.append(Block(("tools", schemas), _message_tokens(schemas)))
     for item in conversation.items:
         if isinstance(item, UserAudioItem):
             blocks.append(Block(("open", item.id), MESSAGE_HEADER_TOKENS))
@@ -76,7 +87,12 @@ def build_prompt(conversation: Conversation, assistant_prefix: str | None) -> Pr
             blocks.append(Block(("close", item.id), MESSAGE_FOOTER_TOKENS))
         elif isinstance(item, UserTextItem | SystemTextItem | AssistantItem):
             blocks.append(Block((item.role, item.id, item.text), _message_tokens(item.text)))
-    assistant = assistant_prefix if assistant_prefix is not None else GENERATION_PROMPT
+        elif isinstance(item, FunctionCallItem):
+            text = tool_call_text(item.name, item.arguments)
+            blocks.append(Block(("call", item.id, text), _message_tokens(text)))
+        elif isinstance(item, FunctionCallOutputItem):
+            blocks.append(Block(("tool", item.id, item.output), _message_tokens(item.output)))
+    assistant = GENERATION_PROMPT if continuation is None else assistant_text(continuation)
     return Prompt(tuple(blocks), ASSISTANT_HEADER + assistant)
 
 

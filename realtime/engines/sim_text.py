@@ -36,6 +36,8 @@ _POINTS = (
     "a little planning goes a long way", "the simplest option is often right",
     "practice beats theory", "it helps to start early", "you can always adjust later",
 )  # fmt: skip
+TOOL_PREAMBLE = ("Let", " me", " check", " that.")
+"""What a simulated turn that calls a tool says before the call."""
 _ANSWER_OPENERS = ("Sure,", "Good question,", "Well,", "Okay,", "Right,", "Great,")
 _ADVICE = (
     "start with the easy part", "set aside ten minutes a day", "write down what you need",

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 from realtime.protocol.errors import ProtocolError
-from realtime.protocol.session_config import ReasoningEffort
+from realtime.protocol.session_config import FunctionTool, ReasoningEffort, ToolChoiceSetting
 
 
 class _Event(BaseModel):
@@ -59,10 +59,50 @@ class MessageItem(BaseModel):
     content: Annotated[list[ContentPart], Field(min_length=1, max_length=16)]
 
 
+class FunctionCallItem(BaseModel):
+    """A function call added by the client (e.g. replayed history)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function_call"]
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    object: Literal["realtime.item"] | None = None
+    status: Literal["completed", "incomplete", "in_progress"] | None = None
+    call_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    arguments: str = ""
+
+
+class FunctionCallOutputItem(BaseModel):
+    """The result of a function call the model made, sent back by the client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function_call_output"]
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    object: Literal["realtime.item"] | None = None
+    status: Literal["completed", "incomplete", "in_progress"] | None = None
+    call_id: Annotated[str, Field(min_length=1, max_length=64)]
+    output: str
+
+
+def _item_type(value: Any) -> str:
+    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "")
+    return kind if isinstance(kind, str) else ""
+
+
+Item = Annotated[
+    Annotated[MessageItem, Tag("message")]
+    | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")],
+    Discriminator(_item_type),
+]
+
+
 class ConversationItemCreate(_Event):
     type: Literal["conversation.item.create"]
     previous_item_id: str | None = None
-    item: MessageItem
+    item: Item
 
 
 class ConversationItemDelete(_Event):
@@ -98,8 +138,9 @@ class ResponseParams(BaseModel):
     metadata: dict[str, str] | None = None
     reasoning: ReasoningParam | None = None
     audio: dict[str, Any] | None = None
-    tool_choice: Literal["none", "auto"] | None = None
-    tools: Annotated[list[Any], Field(max_length=0)] | None = None
+    tool_choice: ToolChoiceSetting | None = None
+    tools: Annotated[list[FunctionTool], Field(max_length=128)] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class ResponseCreate(_Event):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from realtime.protocol.errors import ProtocolError
 
@@ -16,8 +16,8 @@ SUPPORTED_RATES = (16_000, 24_000)
 ReasoningEffort = Literal["minimal", "low", "medium", "high", "xhigh"]
 SpeakingPolicyName = Literal["after-think", "mps", "speak-first"]
 
-# The OpenAI session fields this service accepts but does not act on (tools must be empty).
-_IGNORED_OPENAI_FIELDS = ("tracing", "include", "truncation", "prompt", "tool_choice")
+# The OpenAI session fields this service accepts but does not act on.
+_IGNORED_OPENAI_FIELDS = ("tracing", "include", "truncation", "prompt")
 
 
 class _Strict(BaseModel):
@@ -104,6 +104,31 @@ class Speaking(_Strict):
     max_buffered_audio_ms: Annotated[int, Field(ge=200, le=30_000)] | None = None
 
 
+class FunctionTool(_Strict):
+    """A function the model may call (OpenAI's ``RealtimeFunctionTool``)."""
+
+    type: Literal["function"] = "function"
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class FunctionChoice(_Strict):
+    """``tool_choice`` naming the one function the model must call."""
+
+    type: Literal["function"] = "function"
+    name: str
+
+
+ToolChoiceSetting = Literal["auto", "none", "required"] | FunctionChoice
+
+
+def check_tool_choice(tools: list[FunctionTool], choice: ToolChoiceSetting) -> None:
+    """A named ``tool_choice`` must name one of the ``tools``."""
+    if isinstance(choice, FunctionChoice) and choice.name not in {t.name for t in tools}:
+        raise ValueError(f"tool_choice names '{choice.name}', which is not one of the tools")
+
+
 class SessionConfig(_Strict):
     """What a session runs with. Every field has the value OpenAI's API documents as default."""
 
@@ -118,7 +143,8 @@ class SessionConfig(_Strict):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     max_output_tokens: Annotated[int, Field(ge=1, le=32_768)] | Literal["inf"] = "inf"
     reasoning: Reasoning = Field(default_factory=Reasoning)
-    tools: list[Any] = Field(default_factory=list)
+    tools: Annotated[list[FunctionTool], Field(max_length=128)] = Field(default_factory=list)
+    tool_choice: ToolChoiceSetting = "auto"
     speaking: Speaking = Field(default_factory=Speaking)
     expires_at: int = 0
 
@@ -131,10 +157,16 @@ class SessionConfig(_Strict):
 
     @field_validator("tools")
     @classmethod
-    def _no_tools(cls, value: list[Any]) -> list[Any]:
-        if value:
-            raise ValueError("tools are not supported by this service")
+    def _distinct_names(cls, value: list[FunctionTool]) -> list[FunctionTool]:
+        names = [tool.name for tool in value]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be distinct")
         return value
+
+    @model_validator(mode="after")
+    def _choice_names_a_tool(self) -> SessionConfig:
+        check_tool_choice(self.tools, self.tool_choice)
+        return self
 
     @property
     def input_rate(self) -> int:

@@ -46,7 +46,7 @@ async def open_services(options: ServiceOptions) -> AsyncIterator[SessionService
             tts=tts,
             vad=vad,
             turn_scorer=smart_turn,
-            policies=build_policies(options.engine),
+            policies=build_policies(engine.capabilities),
             metrics=metrics,
             settings=options.session,
         )

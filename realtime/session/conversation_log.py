@@ -10,11 +10,13 @@ from realtime.conversation import (
     AssistantItem,
     Conversation,
     ConversationItem,
+    FunctionCallItem,
+    FunctionCallOutputItem,
     SystemTextItem,
     UserAudioItem,
     UserTextItem,
 )
-from realtime.engines.base import EngineRequest, InputTranscription
+from realtime.engines.base import EngineRequest, InputTranscription, ToolChoice, ToolSpec
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
@@ -58,6 +60,8 @@ class ConversationLog:
         extra: ConversationItem | None = None,
         max_tokens: int | None = None,
         reasoning_budget: int | None = None,
+        tools: tuple[ToolSpec, ...] = (),
+        tool_choice: ToolChoice | None = None,
     ) -> EngineRequest:
         """A request for the conversation so far (a reply still being produced left out),
         plus ``extra`` (the turn in progress, for a prefill)."""
@@ -72,6 +76,8 @@ class ConversationLog:
             conversation=Conversation(instructions=instructions, items=history),
             max_tokens=max_tokens,
             reasoning_budget=reasoning_budget,
+            tools=tools,
+            tool_choice=tool_choice or ToolChoice(),
         )
 
     # -- changes -------------------------------------------------------------------------
@@ -85,15 +91,22 @@ class ConversationLog:
         self._outbox.send_now(ev.item_added(wire, previous))
         self._outbox.send_now(ev.item_done(wire, previous))
 
-    def append_reply(self, item: AssistantItem) -> str | None:
-        """Add the item a response is producing; returns the id of the item before it."""
+    def function_call(self, call_id: str) -> FunctionCallItem | None:
+        return next(
+            (i for i in self.items if isinstance(i, FunctionCallItem) and i.call_id == call_id),
+            None,
+        )
+
+    def append_reply(self, item: AssistantItem | FunctionCallItem) -> str | None:
+        """Add an item a response is producing; returns the id of the item before it."""
         self._make_room()
         previous = self.previous_item_id()
         self.items.append(item)
         return previous
 
     def create(self, event: ce.ConversationItemCreate, input_rate: int) -> None:
-        """``conversation.item.create``: a user, system or assistant message from the client."""
+        """``conversation.item.create``: a user, system or assistant message from the client,
+        a function call, or the output of a function call the model made."""
         spec = event.item
         item_id = spec.id or ev.new_id("item")
         if any(existing.id == item_id for existing in self.items):
@@ -101,7 +114,7 @@ class ConversationLog:
                 "item_already_exists", f"an item with id {item_id} exists", "item.id",
                 event.event_id,
             )  # fmt: skip
-        item = _item_from_spec(spec, item_id, input_rate, event.event_id)
+        item = self._item_from_spec(spec, item_id, input_rate, event.event_id)
         previous = self.previous_item_id()
         if event.previous_item_id is not None and event.previous_item_id != previous:
             raise ProtocolError(
@@ -117,7 +130,7 @@ class ConversationLog:
             "object": "realtime.item",
             "status": "completed",
         }
-        for part in wire["content"]:
+        for part in wire.get("content", []):
             part.pop("audio", None)
         self._outbox.send_now(ev.item_added(wire, previous))
         self._outbox.send_now(ev.item_done(wire, previous))
@@ -180,6 +193,27 @@ class ConversationLog:
                 )
                 return
 
+    def _item_from_spec(
+        self, spec: ce.Item, item_id: str, input_rate: int, event_id: str | None
+    ) -> ConversationItem:
+        if isinstance(spec, ce.FunctionCallItem):
+            call_id = spec.call_id or ev.new_id("call")
+            if self.function_call(call_id) is not None:
+                raise ProtocolError(
+                    "invalid_value", f"a function call with call_id {call_id} exists",
+                    "item.call_id", event_id,
+                )  # fmt: skip
+            return FunctionCallItem(item_id, call_id, spec.name, spec.arguments or "{}")
+        if isinstance(spec, ce.FunctionCallOutputItem):
+            if self.function_call(spec.call_id) is None:
+                raise ProtocolError(
+                    "invalid_value",
+                    f"no function call with call_id {spec.call_id} in the conversation",
+                    "item.call_id",
+                    event_id,
+                )
+            return FunctionCallOutputItem(item_id, spec.call_id, spec.output)
+        return _message_from_spec(spec, item_id, input_rate, event_id)
 
 def _wire_item(item: ConversationItem, input_rate: int) -> dict[str, Any]:
     if isinstance(item, UserAudioItem):
@@ -191,6 +225,11 @@ def _wire_item(item: ConversationItem, input_rate: int) -> dict[str, Any]:
         return ev.message_item(item.id, "user", [{"type": "input_text", "text": item.text}])
     if isinstance(item, SystemTextItem):
         return ev.message_item(item.id, "system", [{"type": "input_text", "text": item.text}])
+    if isinstance(item, FunctionCallItem):
+        return ev.function_call_item(item.id, item.call_id, item.name, item.arguments)
+    if isinstance(item, FunctionCallOutputItem):
+        return {"id": item.id, "object": "realtime.item", "type": "function_call_output",
+                "status": "completed", "call_id": item.call_id, "output": item.output}  # fmt: skip
     assert isinstance(item, AssistantItem)
     part = {"type": "output_audio", "transcript": item.text}
     return ev.message_item(item.id, "assistant", [part], status=item.status)
@@ -206,7 +245,7 @@ def _item_bytes(item: ConversationItem) -> int:
     return size
 
 
-def _item_from_spec(
+def _message_from_spec(
     spec: ce.MessageItem, item_id: str, input_rate: int, event_id: str | None
 ) -> ConversationItem:
     for index, part in enumerate(spec.content):

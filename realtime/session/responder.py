@@ -1,5 +1,10 @@
 """One response, from engine to outbox: speaking policy -> reply text -> TTS -> frames.
 
+Function calls the model makes are collected (``calls``) for the session to hand to the
+client once the reply before them is out; their text never reaches TTS. A call the engine
+could not read, or of a function that was not offered, is reported with an ``error`` event
+and not made; the response goes on.
+
 The responder only produces. Cancelling is the session's job: it marks the response stale
 in the outbox (audio stops there) and cancels the responder's task (engine streams and TTS
 processes are closed by their ``finally`` blocks).
@@ -20,6 +25,8 @@ from realtime.engines.base import (
     EngineSession,
     EngineUsage,
     InputTranscription,
+    InvalidToolCall,
+    ToolCall,
 )
 from realtime.protocol import server_events as ev
 from realtime.session.outbox import AudioFrame, Outbox
@@ -101,6 +108,7 @@ class Responder:
         self._on_transcription = on_transcription
         self._state = _ReplyState()
         self._usage: EngineUsage | None = None
+        self.calls: list[ToolCall] = []
 
     # -- what the session reads back ---------------------------------------------------
 
@@ -160,6 +168,10 @@ class Responder:
                         self.timings.mark("first_reply_text")
                         self._state.full_text.append(event.text)
                         reply_queue.put_nowait(event.text)
+                elif isinstance(event, ToolCall):
+                    self._take_call(event)
+                elif isinstance(event, InvalidToolCall):
+                    self._refuse_call(event.name, event.reason)
                 elif isinstance(event, InputTranscription):
                     self._on_transcription(event)
                 elif isinstance(event, EngineUsage):
@@ -173,6 +185,24 @@ class Responder:
                 ev.reasoning_done(plan.response_id, plan.item.id, self.reasoning),
                 plan.response_id,
             )
+
+    def _take_call(self, call: ToolCall) -> None:
+        offered = {tool.name for tool in self.plan.request.offered_tools}
+        if call.name not in offered:
+            self._refuse_call(call.name, "it is not one of the tools offered to this response")
+            return
+        self.calls.append(call)
+
+    def _refuse_call(self, name: str, reason: str) -> None:
+        log.warning("response %s: unusable function call %r: %s", self.plan.response_id, name,
+                    reason)  # fmt: skip
+        called = f" of '{name}'" if name else ""
+        self._outbox.send_now(
+            ev.server_error(
+                "invalid_tool_call",
+                f"the model wrote a function call{called} that was not made: {reason}",
+            )
+        )
 
     async def _write(self, reply_queue: asyncio.Queue[str | None]) -> None:
         plan = self.plan

@@ -19,12 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from realtime.conversation import AssistantItem, UserAudioItem
-from realtime.engines.base import EngineSession, InputTranscription
+from realtime.conversation import AssistantItem, FunctionCallItem, UserAudioItem
+from realtime.engines.base import EngineSession, InputTranscription, ToolCall, ToolChoice, ToolSpec
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
-from realtime.protocol.session_config import SessionConfig
+from realtime.protocol.session_config import (
+    FunctionChoice,
+    FunctionTool,
+    SessionConfig,
+    ToolChoiceSetting,
+    check_tool_choice,
+)
 from realtime.session.conversation_log import ConversationLog
 from realtime.session.outbox import Outbox
 from realtime.session.responder import Responder, ResponseOutcome, ResponsePlan
@@ -229,11 +235,14 @@ class ResponseManager:
             if effort is None
             else settings.reasoning_budgets.get(effort)
         )
+        tools, tool_choice = self._tools(params, config)
         request = self._conversation.engine_request(
             config.instructions if params.instructions is None else params.instructions,
             extra=extra_item,
             max_tokens=None if max_output == "inf" else int(max_output),
             reasoning_budget=budget,
+            tools=tools,
+            tool_choice=tool_choice,
         )
         max_buffered_ms = float(
             config.speaking.max_buffered_audio_ms or settings.max_buffered_reply_ms
@@ -256,6 +265,27 @@ class ResponseManager:
             speed=config.audio.output.speed,
             speaking=speaking,
         )
+
+    def _tools(
+        self, params: ce.ResponseParams, config: SessionConfig
+    ) -> tuple[tuple[ToolSpec, ...], ToolChoice]:
+        """The response's tools and tool choice: its own, else the session's."""
+        tools = config.tools if params.tools is None else params.tools
+        choice = params.tool_choice or config.tool_choice
+        try:
+            check_tool_choice(tools, choice)
+        except ValueError as exc:
+            raise ProtocolError("invalid_value", str(exc), "response.tool_choice") from None
+        if not self._services.engine.capabilities.tools:
+            if choice == "required" or isinstance(choice, FunctionChoice):
+                raise ProtocolError(
+                    "invalid_value",
+                    f"the {self._services.engine.info.name} engine cannot call tools, so "
+                    "tool_choice cannot require a call",
+                    "response.tool_choice",
+                )
+            return (), ToolChoice()
+        return tuple(_tool_spec(tool) for tool in tools), _tool_choice(choice)
 
     # -- running and ending ------------------------------------------------------------------
 
@@ -295,6 +325,9 @@ class ResponseManager:
         self._outbox.enqueue(rid, ev.content_part_done(rid, item.id, _part(active, item.text)))
         self._outbox.enqueue(rid, ev.output_item_done(rid, wire_item))
         self._outbox.enqueue(rid, ev.item_done(wire_item, previous))
+        output = [wire_item]
+        for call in active.responder.calls:
+            output.append(self._hand_over_call(rid, call, len(output)))
 
         def response_done() -> dict[str, Any]:
             if self.active is active:
@@ -302,9 +335,29 @@ class ResponseManager:
             active.timings.mark("response_done")
             self._observe(active, "completed")
             self._on_active_changed(False, True)
-            return ev.response_done(self._response_object(active, "completed", [wire_item]))
+            return ev.response_done(self._response_object(active, "completed", output))
 
         self._outbox.enqueue_built_on_send(rid, response_done)
+
+    def _hand_over_call(self, rid: str, call: ToolCall, output_index: int) -> dict[str, Any]:
+        """A function call the model made: into the history, and to the client (queued
+        behind the reply before it). Returns its wire item."""
+        item = FunctionCallItem(ev.new_id("item"), ev.new_id("call"), call.name, call.arguments)
+        previous = self._conversation.append_reply(item)
+        opened = ev.function_call_item(item.id, item.call_id, item.name, "", "in_progress")
+        done = ev.function_call_item(item.id, item.call_id, item.name, item.arguments)
+        for event in (
+            ev.output_item_added(rid, opened, output_index),
+            ev.item_added(opened, previous),
+            ev.function_call_arguments_delta(rid, item.id, output_index, item.call_id,
+                                             item.arguments),
+            ev.function_call_arguments_done(rid, item.id, output_index, item.call_id, item.name,
+                                            item.arguments),
+            ev.output_item_done(rid, done, output_index),
+            ev.item_done(done, previous),
+        ):  # fmt: skip
+            self._outbox.enqueue(rid, event)
+        return done
 
     def cancel(self, reason: CancelReason | None, *, error_code: str | None = None) -> None:
         """Stop the active response now (a no-op when there is none)."""
@@ -403,6 +456,16 @@ class ResponseManager:
             voice=plan.voice,
             extensions={"x_turn": x_turn} if status != "in_progress" else None,
         )
+
+
+def _tool_spec(tool: FunctionTool) -> ToolSpec:
+    return ToolSpec(tool.name, tool.description, dict(tool.parameters))
+
+
+def _tool_choice(choice: ToolChoiceSetting) -> ToolChoice:
+    if isinstance(choice, FunctionChoice):
+        return ToolChoice("function", choice.name)
+    return ToolChoice(choice)
 
 
 def _part(active: ActiveResponse, text: str) -> dict[str, Any]:

@@ -361,7 +361,10 @@ class Session:
         if vad is None or not vad.create_response:
             return
         if self.responses.active is None:
-            self.responses.create(None, timings, event_id=None)
+            try:
+                self.responses.create(None, timings, event_id=None)
+            except ProtocolError as err:  # e.g. a tool_choice this engine cannot honour
+                self._report(err)
         else:
             log.info("turn ended while a response is active; not creating another")
 

@@ -6,7 +6,14 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
-from realtime.engines.base import EngineRequest, EngineSession, EngineUsage, InputTranscription
+from realtime.engines.base import (
+    EngineRequest,
+    EngineSession,
+    EngineUsage,
+    InputTranscription,
+    InvalidToolCall,
+    ToolCall,
+)
 from realtime.session.timings import TurnTimings
 
 
@@ -22,7 +29,9 @@ class ReplyText:
     text: str
 
 
-SpeakEvent = ReasoningText | ReplyText | InputTranscription | EngineUsage
+SpeakEvent = (
+    ReasoningText | ReplyText | ToolCall | InvalidToolCall | InputTranscription | EngineUsage
+)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ Two kinds of request run on the same engine session at the same time:
   reasoning block (the first answer token: the stream is closed there, its answer is not
   used), when the reasoning budget (``EngineRequest.reasoning_budget``) is spent (the
   policy closes it), or when the stream itself ends.
-- **articulation** requests continue the assistant message ``<think>`` + the reasoning so
-  far + ``</think>`` + the reply so far (``EngineRequest.assistant_prefix``) and write the
-  next reply segment, at most Tr tokens (``SpeakingParams.articulation_tokens``). One is
+- **articulation** requests continue the assistant message with the reasoning so far,
+  closed, and the reply so far (``EngineRequest.continuation``) and write the next reply
+  segment, at most Tr tokens (``SpeakingParams.articulation_tokens``). One is
   sent once the reasoning has grown by Tc tokens (``formulation_tokens``; the first after
   ``first_formulation_tokens``) since the previous one, and only while less than the
   pacing bound of reply audio waits ahead of playback. Once the reasoning is over, a
@@ -31,6 +31,17 @@ still has text to speak. An articulation therefore starts only when the queued a
 below the cap by ``PACING_MARGIN_MS``, i.e. once TTS has caught up with the text, so the
 reply never runs more than the cap plus one segment ahead of what the listener heard.
 
+Function calls: the model writes a call in its reply, so a call comes from an articulation
+(the formulation stream ends at the close of the reasoning block, before any reply). The
+call goes to the responder, the articulation stream runs to its end (a reply may hold
+several calls), and then the turn is over: no further articulation starts and the
+formulation stream is closed. Reply text written before the call has been spoken; the call
+never is. The client runs the function and sends its output with a new ``response.create``:
+that response is a new turn whose requests carry the call and its result in the
+conversation, so its articulations resume the reply with the result in view. A capped
+articulation cut inside a call (``max_tokens``) drops the partial call; the next
+articulation writes it again.
+
 Closing the policy's generator (barge-in, cancel) cancels both tasks, which close every
 engine stream they hold. Usage is the sum over all the turn's requests.
 """
@@ -45,12 +56,17 @@ from typing import Any
 
 from realtime.engines.base import (
     AnswerDelta,
+    Continuation,
     EngineRequest,
     EngineSession,
     EngineUsage,
     InputTranscription,
+    InvalidToolCall,
     ReasoningDelta,
+    ToolCall,
+    add_usage,
 )
+from realtime.engines.budget import stream_within_budget
 from realtime.session.timings import TurnTimings
 from realtime.speaking.base import (
     PlaybackGauge,
@@ -59,7 +75,7 @@ from realtime.speaking.base import (
     SpeakEvent,
     SpeakingParams,
 )
-from realtime.speaking.continuation import ReplyJoiner, add_usage, articulation_prefix
+from realtime.speaking.continuation import ReplyJoiner
 
 PACING_MARGIN_MS = 100.0
 """How far below the buffered-audio cap the queue must be before an articulation starts."""
@@ -116,6 +132,7 @@ class _MindPacedTurn:
         self._reasoning: list[str] = []
         self._reasoning_tokens = 0
         self._reasoning_over = False
+        self._called_tool = False
         self._progress = asyncio.Event()
         self._reply = ReplyJoiner()
         self._usage: EngineUsage | None = None
@@ -155,25 +172,21 @@ class _MindPacedTurn:
     # -- formulation -----------------------------------------------------------------------
 
     async def _formulate(self) -> None:
-        budget = self._request.reasoning_budget
         try:
-            if budget == 0:
-                return
             self._timings.mark("engine_request_sent")
             seen = 0
             usage: EngineUsage | None = None
-            async with contextlib.aclosing(self._engine.stream(self._request)) as stream:
+            formulation = stream_within_budget(self._engine, self._request, then_answer=False)
+            async with contextlib.aclosing(formulation) as stream:
                 async for event in stream:
                     if isinstance(event, ReasoningDelta):
-                        if budget is not None and self._reasoning_tokens + event.tokens > budget:
-                            break
                         self._timings.mark("first_reasoning_token")
                         self._reasoning.append(event.text)
                         self._reasoning_tokens += event.tokens
                         seen += event.tokens
                         self._out.put_nowait(ReasoningText(event.text))
                         self._progress.set()
-                    elif isinstance(event, AnswerDelta):
+                    elif isinstance(event, AnswerDelta | ToolCall | InvalidToolCall):
                         break  # `</think>` has passed: the reasoning is over
                     elif isinstance(event, InputTranscription):
                         self._out.put_nowait(event)
@@ -203,7 +216,7 @@ class _MindPacedTurn:
                     break
                 cap = remaining if cap is None else min(cap, remaining)
             await self._articulation("".join(self._reasoning), cap)
-            if final:
+            if final or self._called_tool:
                 break
             next_at = reasoning_tokens + params.formulation_tokens
         self._out.put_nowait(_Finished())
@@ -221,7 +234,7 @@ class _MindPacedTurn:
     async def _articulation(self, reasoning: str, max_tokens: int | None) -> None:
         request = dataclasses.replace(
             self._request,
-            assistant_prefix=articulation_prefix(reasoning, self._reply.text),
+            continuation=Continuation(reasoning, self._reply.text, reasoning_closed=True),
             max_tokens=max_tokens,
             reasoning_budget=None,
         )
@@ -235,6 +248,9 @@ class _MindPacedTurn:
                     seen += event.tokens
                     if text := self._reply.add(event.text, event.tokens):
                         self._out.put_nowait(ReplyText(text))
+                elif isinstance(event, ToolCall | InvalidToolCall):
+                    self._called_tool = True
+                    self._out.put_nowait(event)
                 elif isinstance(event, EngineUsage):
                     usage = event
                 # Reasoning from a continuation whose prefix closed the reasoning block, or a

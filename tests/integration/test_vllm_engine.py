@@ -42,6 +42,10 @@ from realtime.client import (
     collect_response,
     speak_turn,
 )
+from realtime.conversation import Conversation, UserTextItem
+from realtime.engines.base import EngineRequest, ToolSpec
+from realtime.engines.vllm.options import VllmOptions
+from realtime.engines.vllm.prompt import AudioPartCache, chat_body
 from tests.support.process_priority import lower_priority
 from tests.support.service import ServiceProcess, free_port
 from tests.support.speech import synthesize
@@ -91,7 +95,7 @@ def vllm_server(
 ) -> Iterator[VllmServer]:
     config = VllmServerConfig(
         model_dir=standin.model_dir,
-        # The production template (deploy/), which the stand-in's own matches.
+        # The production template (deploy/), which the stand-in's own matches (but for tools).
         chat_template=DEPLOY_CHAT_TEMPLATE,
         # 32-token prefix-cache blocks instead of the CPU default of 128: a 2 s audio chunk
         # (50 stand-in tokens) then shows up in the prefix-cache counters.
@@ -354,6 +358,63 @@ async def test_a_spoken_turn_streams_reasoning_then_the_spoken_answer(
     assert stages["first_answer_token"] <= stages["first_audio_sent"]
     usage = result.done.response.usage or {}
     assert usage["input_tokens"] > 0 and usage["output_tokens"] >= len(reply_deltas(result))
+
+
+# -- tools ----------------------------------------------------------------------------------
+
+WEATHER = ToolSpec(
+    "get_weather",
+    "The weather in a city",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+async def test_a_request_with_tools_renders_them_through_the_real_template(
+    vllm_server: VllmServer,
+) -> None:
+    conversation = Conversation("Be brief.", (UserTextItem("u1", "Weather in Paris?"),))
+    options = VllmOptions(urls=(vllm_server.base_url,))
+    body = chat_body(EngineRequest(conversation, tools=(WEATHER,)), options, AudioPartCache())
+    tokenize = {
+        "model": body["model"],
+        "messages": body["messages"],
+        "tools": body["tools"],
+        "add_generation_prompt": True,
+    }
+    async with httpx.AsyncClient(timeout=60.0) as http:
+        tokens = await http.post(f"{vllm_server.root_url}/tokenize", json=tokenize)
+        assert tokens.status_code == 200, tokens.text
+        ids = tokens.json()["tokens"]
+        text = await http.post(
+            f"{vllm_server.root_url}/detokenize", json={"model": body["model"], "tokens": ids}
+        )
+    prompt = text.json()["prompt"]
+    schemas = json.dumps(body["tools"], ensure_ascii=False)
+    assert prompt == (
+        f"<|BOT|>system\nBe brief.<|EOT|><|BOT|>tool_json_schemas\n{schemas}<|EOT|>"
+        "<|BOT|>human\nWeather in Paris?<|EOT|><|BOT|>assistant\n<think>\n"
+    )
+
+
+async def test_a_turn_with_tools_and_a_function_result_runs_on_vllm(
+    vllm_service: ServiceProcess,
+) -> None:
+    tool = {"type": "function", "name": WEATHER.name, "description": WEATHER.description,
+            "parameters": WEATHER.parameters}  # fmt: skip
+    session = {"tools": [tool], "output_modalities": ["text"]}
+    async with RealtimeClient.connect(vllm_service.ws_url, session=session) as client:
+        call = {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+                "arguments": '{"city": "Paris"}'}  # fmt: skip
+        await add_user_text(client, "Weather in Paris?")
+        await client.send({"type": "conversation.item.create", "item": call})
+        await client.wait_for("conversation.item.done", timeout=10)
+        output = {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}
+        await client.send({"type": "conversation.item.create", "item": output})
+        await client.wait_for("conversation.item.done", timeout=10)
+        await client.create_response()
+        result = await collect_response(client, timeout=TURN_TIMEOUT_S)
+
+    assert result.status == "completed", result.done.raw
 
 
 # -- listen while thinking -------------------------------------------------------------------

@@ -1,15 +1,18 @@
 """``VllmEngine``: Step-Audio-R1 on vLLM replicas; ``VllmSession``: one client's requests.
 
 A stream is one ``/chat/completions`` request whose text is split into reasoning and
-answer at ``</think>``. A request that fails before its first chunk (refused, 5xx, cut off,
-an error event such as vLLM's retryable multimodal-cache miss) is tried once more at once:
-on another usable replica, or on the same one when it is the only one; the retry is counted
-in the stream's ``EngineUsage``. After the first chunk a failure ends the stream with an
+answer at ``</think>``, and the answer into reply text and function calls at
+``<tool_call>`` (``think_split``, ``tool_split``). When ``tool_choice`` requires a call
+(``required``, or a named function), the model reasons as usual; where its reply would start,
+the stream is closed and a second request continues the message with the opening of a call
+(``<tool_call>function\n``, plus the function's name when one is named), so the reply is
+the call. A request that fails before its first token (refused, 5xx, cut off, an error
+event such as vLLM's retryable multimodal-cache miss) is tried once more at once: on another
+usable replica, or on the same one when it is the only one; the retry is counted in the
+stream's ``EngineUsage``. After the first token a failure ends the stream with an
 ``EngineError``: tokens have reached the client. Every request carries the session's
 routing header (``x-session-id``), so a router in front of several vLLM servers keeps the
-session on one. The reasoning budget is enforced here: once the stream has written
-``reasoning_budget`` reasoning tokens it is closed, and a second request continues the
-assistant message ``<think>`` + the reasoning + ``</think>`` for the answer. ``prefill``
+session on one. ``prefill``
 sends the prompt with ``max_tokens: 1`` so that vLLM's prefix cache holds its KV when the
 turn's real request comes (listen while thinking).
 """
@@ -23,18 +26,23 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import httpx
 
 from realtime.engines.base import (
     AnswerDelta,
+    Continuation,
+    EngineCapabilities,
     EngineError,
     EngineEvent,
     EngineInfo,
     EngineRequest,
     EngineUsage,
     ReasoningDelta,
+    add_usage,
 )
+from realtime.engines.step_audio import call_opening
 from realtime.engines.vllm.client import (
     ReplicaRequestError,
     StreamTimeouts,
@@ -46,13 +54,8 @@ from realtime.engines.vllm.options import VllmOptions
 from realtime.engines.vllm.prompt import AudioPartCache, chat_body, encode_body
 from realtime.engines.vllm.replicas import NoHealthyReplica, Replica, ReplicaSet
 from realtime.engines.vllm.sse import ChatChunk, ChatUsage
-from realtime.engines.vllm.think_split import (
-    THINK_CLOSE,
-    THINK_OPEN,
-    ThinkSplitter,
-    answer_is_fresh,
-    reasoning_is_open,
-)
+from realtime.engines.vllm.think_split import ThinkSplitter
+from realtime.engines.vllm.tool_split import ReplyEvent, ToolCallSplitter
 
 log = logging.getLogger(__name__)
 
@@ -60,52 +63,30 @@ log = logging.getLogger(__name__)
 _MAX_RETRIES = 1
 
 
-def reasoning_is_fresh(assistant_prefix: str | None) -> bool:
-    """Whether the reasoning block has no text yet (the prefix ends right after ``<think>``)."""
-    if assistant_prefix is None:
-        return True
-    opened = assistant_prefix.rfind(THINK_OPEN)
-    return opened >= 0 and not assistant_prefix[opened + len(THINK_OPEN) :].strip()
-
-
-def closed_reasoning_prefix(assistant_prefix: str | None, reasoning: str) -> str:
-    """The assistant message so far with its reasoning block closed, to continue as answer."""
-    opened = assistant_prefix if assistant_prefix is not None else f"{THINK_OPEN}\n"
-    text = opened + reasoning
-    newline = "" if text.endswith("\n") else "\n"
-    return f"{text}{newline}{THINK_CLOSE}\n\n"
-
-
 @dataclass
-class _StreamState:
-    """What one turn's requests have produced so far."""
+class _Retries:
+    """How many times one request was tried again."""
 
-    reasoning: list[str] = dataclasses.field(default_factory=list)
-    reasoning_tokens: int = 0  # handed out, against the budget
-    generated_reasoning_tokens: int = 0  # written by the model, for the usage report
-    completion_tokens: int = 0
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    budget_spent: bool = False
-    retries: int = 0
+    count: int = 0
 
-    def add_usage(self, usage: ChatUsage | None, seen_tokens: int) -> None:
-        """One request's counts: its last usage report, or what was seen of it."""
-        if usage is None:
-            self.completion_tokens += seen_tokens
-            return
-        self.prompt_tokens += usage.prompt_tokens
-        self.cached_prompt_tokens += usage.cached_prompt_tokens
-        self.completion_tokens += max(usage.completion_tokens, seen_tokens)
 
-    def usage(self) -> EngineUsage:
-        return EngineUsage(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            reasoning_tokens=self.generated_reasoning_tokens,
-            cached_prompt_tokens=self.cached_prompt_tokens,
-            retries=self.retries,
-        )
+def _splitter_for(request: EngineRequest) -> ThinkSplitter:
+    continuation = request.continuation
+    if continuation is None:
+        return ThinkSplitter()
+    return ThinkSplitter(
+        reasoning=not continuation.reasoning_closed,
+        fresh_reasoning=not continuation.reasoning.strip(),
+        fresh_answer=not continuation.reply.strip(),
+    )
+
+
+def _forced_call(request: EngineRequest) -> str | None:
+    """The opening of the call the request's ``tool_choice`` requires, if it requires one."""
+    choice = request.tool_choice
+    if not request.offered_tools or choice.mode not in ("required", "function"):
+        return None
+    return call_opening(choice.function)
 
 
 class VllmSession:
@@ -130,102 +111,102 @@ class VllmSession:
     # -- requests ----------------------------------------------------------------------
 
     async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        state = _StreamState()
-        if request.reasoning_budget == 0 and reasoning_is_open(request.assistant_prefix):
-            state.budget_spent = True
-        else:
-            async for event in self._generate(request, state):
+        """The request's deltas: reasoning, reply text and function calls, then usage."""
+        opening = _forced_call(request)
+        if opening is None:
+            async for event in self._generate(request):
                 yield event
-        if state.budget_spent:
-            async for answer in self._answer_after_budget(request, state):
-                yield answer
-        yield state.usage()
-
-    async def _answer_after_budget(
-        self, request: EngineRequest, state: _StreamState
-    ) -> AsyncGenerator[ReasoningDelta | AnswerDelta, None]:
-        remaining = None
-        if request.max_tokens is not None:
-            remaining = request.max_tokens - state.completion_tokens
-            if remaining <= 0:
-                return
-        answer = dataclasses.replace(
-            request,
-            assistant_prefix=closed_reasoning_prefix(
-                request.assistant_prefix, "".join(state.reasoning)
-            ),
-            max_tokens=remaining,
-            reasoning_budget=None,
-        )
-        async for event in self._generate(answer, state):
-            yield event
+            return
+        usage: EngineUsage | None = None
+        continuation = request.continuation
+        if request.starts_in_reasoning:
+            reasoning: list[str] = []
+            async for event in self._generate(request, until_reply=True):
+                if isinstance(event, EngineUsage):
+                    usage = event
+                else:
+                    if isinstance(event, ReasoningDelta):
+                        reasoning.append(event.text)
+                    yield event
+            before = continuation.reasoning if continuation is not None else ""
+            continuation = Continuation(before + "".join(reasoning), reasoning_closed=True)
+        forced = dataclasses.replace(request, continuation=continuation)
+        async for event in self._generate(forced, call_opening=opening):
+            if isinstance(event, EngineUsage):
+                usage = add_usage(usage, event)
+            else:
+                yield event
+        if usage is not None:
+            yield usage
 
     async def _generate(
-        self, request: EngineRequest, state: _StreamState
-    ) -> AsyncGenerator[ReasoningDelta | AnswerDelta, None]:
-        """One request's deltas; stops early (``state.budget_spent``) at the budget."""
-        prefix = request.assistant_prefix
-        splitter = ThinkSplitter(
-            reasoning=reasoning_is_open(prefix),
-            fresh_reasoning=reasoning_is_fresh(prefix),
-            fresh_answer=answer_is_fresh(prefix),
-        )
-        budget = request.reasoning_budget
+        self, request: EngineRequest, *, until_reply: bool = False, call_opening: str = ""
+    ) -> AsyncGenerator[EngineEvent, None]:
+        """One ``/chat/completions`` request. ``until_reply``: only its reasoning, closed
+        where the reply starts; ``call_opening``: text put after the continuation for the
+        model to go on from (the opening of a call)."""
+        splitter = _splitter_for(request)
+        calls = ToolCallSplitter()
+        calls.feed(call_opening, 0)
         server_splits = False
         server_reasoning_tokens = 0
         usage: ChatUsage | None = None
+        finish_reason: str | None = None
         seen = 0
-        try:
-            async with contextlib.aclosing(self._chunks(request, state)) as chunks:
-                async for chunk in chunks:
-                    seen += chunk.tokens
-                    usage = chunk.usage or usage
-                    events: list[ReasoningDelta | AnswerDelta] = []
-                    if chunk.reasoning:
-                        server_splits = True
-                        server_reasoning_tokens += max(1, chunk.tokens)
-                        events.append(ReasoningDelta(chunk.reasoning, max(1, chunk.tokens)))
-                    if chunk.content:
-                        if server_splits:
-                            events.append(AnswerDelta(chunk.content, max(1, chunk.tokens)))
-                        else:
-                            events.extend(splitter.feed(chunk.content, chunk.tokens))
-                    for event in events:
-                        if not self._within_budget(event, budget, state):
-                            return
-                        yield event
-                        if budget is not None and state.reasoning_tokens >= budget:
-                            state.budget_spent = splitter.in_reasoning and not server_splits
-                            if state.budget_spent:
-                                return
-            for event in splitter.finish():
-                if not self._within_budget(event, budget, state):
-                    return
-                yield event
-        finally:
-            state.add_usage(usage, seen)
-            state.generated_reasoning_tokens += splitter.reasoning_tokens + server_reasoning_tokens
+        retries = _Retries()
+        async with contextlib.aclosing(self._chunks(request, retries, call_opening)) as chunks:
+            async for chunk in chunks:
+                seen += chunk.tokens
+                usage = chunk.usage or usage
+                finish_reason = chunk.finish_reason or finish_reason
+                if chunk.reasoning:
+                    server_splits = True
+                    server_reasoning_tokens += max(1, chunk.tokens)
+                    yield ReasoningDelta(chunk.reasoning, max(1, chunk.tokens))
+                if chunk.content:
+                    split: list[ReasoningDelta | AnswerDelta] = (
+                        [AnswerDelta(chunk.content, max(1, chunk.tokens))]
+                        if server_splits
+                        else splitter.feed(chunk.content, chunk.tokens)
+                    )
+                    for event in self._reply_events(split, calls):
+                        if not until_reply or isinstance(event, ReasoningDelta):
+                            yield event
+                    if until_reply and (server_splits or not splitter.in_reasoning):
+                        break
+        for event in self._reply_events(splitter.finish(), calls):
+            yield event
+        if not until_reply:
+            for reply_event in calls.finish(cut_short=finish_reason == "length"):
+                yield reply_event
+        completion = seen if usage is None else max(usage.completion_tokens, seen)
+        yield EngineUsage(
+            prompt_tokens=usage.prompt_tokens if usage is not None else 0,
+            completion_tokens=completion,
+            reasoning_tokens=splitter.reasoning_tokens + server_reasoning_tokens,
+            cached_prompt_tokens=usage.cached_prompt_tokens if usage is not None else 0,
+            retries=retries.count,
+        )
 
     @staticmethod
-    def _within_budget(
-        event: ReasoningDelta | AnswerDelta, budget: int | None, state: _StreamState
-    ) -> bool:
-        """Counts a reasoning delta; False (budget spent) when it would go over the budget."""
-        if not isinstance(event, ReasoningDelta):
-            return True
-        if budget is not None and state.reasoning_tokens + event.tokens > budget:
-            state.budget_spent = True
-            return False
-        state.reasoning_tokens += event.tokens
-        state.reasoning.append(event.text)
-        return True
+    def _reply_events(
+        events: list[ReasoningDelta | AnswerDelta], calls: ToolCallSplitter
+    ) -> list[ReasoningDelta | ReplyEvent]:
+        """Reasoning as it is; reply text through the function-call splitter."""
+        out: list[ReasoningDelta | ReplyEvent] = []
+        for event in events:
+            if isinstance(event, AnswerDelta):
+                out.extend(calls.feed(event.text, event.tokens))
+            else:
+                out.append(event)
+        return out
 
     async def _chunks(
-        self, request: EngineRequest, state: _StreamState
+        self, request: EngineRequest, retries: _Retries, reply_suffix: str = ""
     ) -> AsyncGenerator[ChatChunk, None]:
         """The request's stream from the pinned replica, tried once more if it fails before
-        its first chunk."""
-        body = await asyncio.to_thread(self._encode, request, False)
+        its first token."""
+        body = await asyncio.to_thread(self._encode, request, False, reply_suffix)
         engine = self._engine
         failed: list[Replica] = []
         while True:
@@ -243,9 +224,9 @@ class VllmSession:
                 return
             except ReplicaRequestError as exc:
                 engine.replicas.record_failure(replica, exc)
-                if received or not exc.retryable or state.retries >= _MAX_RETRIES:
+                if received or not exc.retryable or retries.count >= _MAX_RETRIES:
                     raise
-                state.retries += 1
+                retries.count += 1
                 failed.append(replica)
                 log.warning("%s; trying again", exc)
 
@@ -262,11 +243,14 @@ class VllmSession:
             raise
         replicas.record_success(replica)
 
-    def _encode(self, request: EngineRequest, prefill: bool) -> bytes:
+    def _encode(self, request: EngineRequest, prefill: bool, reply_suffix: str = "") -> bytes:
         """The request body as JSON bytes (WAV and base64 work: runs in a worker thread)."""
         fitted = dataclasses.replace(request, conversation=self._history.fit(request.conversation))
         self._audio.retain(fitted.conversation)
-        return encode_body(chat_body(fitted, self._options, self._audio, prefill=prefill))
+        body = chat_body(
+            fitted, self._options, self._audio, prefill=prefill, reply_suffix=reply_suffix
+        )
+        return encode_body(body)
 
     # -- replica pinning ---------------------------------------------------------------
 
@@ -301,6 +285,8 @@ class VllmSession:
 
 class VllmEngine:
     """Step-Audio-R1 served by one or more vLLM replicas (``VllmOptions.urls``)."""
+
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(continuation=True, tools=True)
 
     def __init__(self, options: VllmOptions) -> None:
         self.options = options

@@ -11,9 +11,10 @@ Instructions and system items always stay, and so does the last user item.
 from __future__ import annotations
 
 from realtime.conversation import (
-    AssistantItem,
     Conversation,
     ConversationItem,
+    FunctionCallItem,
+    FunctionCallOutputItem,
     SystemTextItem,
     UserAudioItem,
     UserTextItem,
@@ -28,7 +29,12 @@ def estimated_tokens(item: ConversationItem) -> int:
     if isinstance(item, UserAudioItem):
         audio = sum(audio_prompt_tokens_for_samples(len(chunk)) for chunk in item.chunks)
         return audio + MESSAGE_OVERHEAD_TOKENS
-    text = item.text if isinstance(item, UserTextItem | SystemTextItem | AssistantItem) else ""
+    if isinstance(item, FunctionCallItem):
+        text = item.name + item.arguments
+    elif isinstance(item, FunctionCallOutputItem):
+        text = item.output
+    else:
+        text = item.text
     return len(text.encode()) // 3 + 1 + MESSAGE_OVERHEAD_TOKENS
 
 

@@ -6,8 +6,13 @@ one ``user`` message whose chunks are each an ``input_audio`` part (16 kHz mono 
 longer than ``max_audio_item_s``: longer chunks are split at quiet points); a user text
 item is a ``user`` message; an assistant item is its reply text only, cut to what was
 played when a barge-in stopped it (reasoning never goes back into the history: the model
-would see a closed reasoning block and not reason again). An ``assistant_prefix`` is a
-final ``assistant`` message that vLLM continues (``continue_final_message``).
+would see a closed reasoning block and not reason again). Function calls go back the way
+the model wrote them, ``<tool_call>function\n{name}\n{arguments}</tool_call>`` after the
+reply text of the same assistant message; a call's result is a ``tool`` message, which
+Step-Audio-R1's template renders ``<|BOT|>tool\n{output}<|EOT|>``. A ``Continuation`` is a
+final ``assistant`` message that vLLM continues (``continue_final_message``). Tools go in
+the body's ``tools`` for the template to render (``<|BOT|>tool_json_schemas\n...``) with
+``tool_choice: none``: vLLM parses nothing, the engine reads calls from the raw text.
 
 Audio parts are identical bytes from one request to the next (the prefix cache keys audio
 by its content), and each chunk is encoded once per session (``AudioPartCache``). A chunk
@@ -27,11 +32,14 @@ import numpy as np
 from realtime.conversation import (
     AssistantItem,
     Conversation,
+    FunctionCallItem,
+    FunctionCallOutputItem,
     SystemTextItem,
     UserAudioItem,
     UserTextItem,
 )
-from realtime.engines.base import EngineRequest
+from realtime.engines.base import Continuation, EngineRequest, ToolSpec
+from realtime.engines.step_audio import assistant_text, tool_call_text
 from realtime.engines.vllm.options import VllmOptions
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.chunking import split_for_engine
@@ -96,14 +104,32 @@ def audio_parts(item: UserAudioItem, cache: AudioPartCache, max_seconds: float) 
 
 def chat_messages(
     conversation: Conversation,
-    assistant_prefix: str | None,
+    continuation: Continuation | None,
     cache: AudioPartCache,
     max_audio_item_s: float,
+    reply_suffix: str = "",
 ) -> list[Message]:
+    """The request's messages; ``reply_suffix`` is text the engine itself puts after the
+    continuation's reply (the opening of a call it makes the model write)."""
     messages: list[Message] = []
     if conversation.instructions.strip():
         messages.append({"role": "system", "content": conversation.instructions})
+    assistant: list[str] = []  # the text of the assistant message being gathered
+
+    def close_assistant() -> None:
+        if assistant:
+            messages.append({"role": "assistant", "content": "".join(assistant)})
+            assistant.clear()
+
     for item in conversation.items:
+        if isinstance(item, AssistantItem):
+            if item.text.strip():
+                assistant.append(item.text)
+            continue
+        if isinstance(item, FunctionCallItem):
+            assistant.append(tool_call_text(item.name, item.arguments))
+            continue
+        close_assistant()
         if isinstance(item, SystemTextItem):
             messages.append({"role": "system", "content": item.text})
         elif isinstance(item, UserTextItem):
@@ -112,11 +138,28 @@ def chat_messages(
             parts = audio_parts(item, cache, max_audio_item_s)
             if parts:
                 messages.append({"role": "user", "content": parts})
-        elif isinstance(item, AssistantItem) and item.text.strip():
-            messages.append({"role": "assistant", "content": item.text})
-    if assistant_prefix is not None:
-        messages.append({"role": "assistant", "content": assistant_prefix})
+        elif isinstance(item, FunctionCallOutputItem):
+            messages.append({"role": "tool", "content": item.output, "tool_call_id": item.call_id})
+    close_assistant()
+    if continuation is not None:
+        text = assistant_text(continuation) + reply_suffix
+        messages.append({"role": "assistant", "content": text})
     return messages
+
+
+def tool_schemas(tools: tuple[ToolSpec, ...]) -> list[Message]:
+    """Tools in the chat completions shape, which the template writes out as JSON."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters or {"type": "object", "properties": {}},
+            },
+        }
+        for tool in tools
+    ]
 
 
 def chat_body(
@@ -125,6 +168,7 @@ def chat_body(
     cache: AudioPartCache,
     *,
     prefill: bool = False,
+    reply_suffix: str = "",
 ) -> dict[str, Any]:
     """The JSON body of a ``/chat/completions`` request.
 
@@ -134,12 +178,19 @@ def chat_body(
     body: dict[str, Any] = {
         "model": options.model,
         "messages": chat_messages(
-            request.conversation, request.assistant_prefix, cache, options.max_audio_item_s
+            request.conversation,
+            request.continuation,
+            cache,
+            options.max_audio_item_s,
+            reply_suffix,
         ),
         "skip_special_tokens": False,
         "stop_token_ids": list(options.stop_token_ids),
     }
-    if request.assistant_prefix is not None:
+    if tools := request.offered_tools:
+        body["tools"] = tool_schemas(tools)
+        body["tool_choice"] = "none"
+    if request.continuation is not None:
         body["continue_final_message"] = True
         body["add_generation_prompt"] = False
     temperature = request.temperature if request.temperature is not None else options.temperature

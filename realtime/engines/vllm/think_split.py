@@ -13,38 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from realtime.engines.base import AnswerDelta, ReasoningDelta
-
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
-
-
-def _partial_marker_suffix(text: str, marker: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``marker``."""
-    for length in range(min(len(text), len(marker) - 1), 0, -1):
-        if marker.startswith(text[-length:]):
-            return length
-    return 0
-
-
-def reasoning_is_open(assistant_prefix: str | None) -> bool:
-    """Whether a stream continuing ``assistant_prefix`` starts inside the reasoning block.
-
-    No prefix means the generation prompt, which opens the block; a prefix is inside it
-    when it has opened the block and not closed it since.
-    """
-    if assistant_prefix is None:
-        return True
-    return assistant_prefix.rfind(THINK_OPEN) > assistant_prefix.rfind(THINK_CLOSE)
-
-
-def answer_is_fresh(assistant_prefix: str | None) -> bool:
-    """Whether a stream continuing ``assistant_prefix`` in the answer starts the answer (its
-    leading whitespace is then dropped)."""
-    if assistant_prefix is None:
-        return True
-    close = assistant_prefix.rfind(THINK_CLOSE)
-    after = assistant_prefix[close + len(THINK_CLOSE) :] if close >= 0 else assistant_prefix
-    return not after.strip()
+from realtime.engines.step_audio import THINK_CLOSE, THINK_OPEN, partial_marker_suffix
 
 
 @dataclass
@@ -96,7 +65,7 @@ class ThinkSplitter:
         close = held.text.find(THINK_CLOSE)
         if close >= 0:
             return self._close_reasoning(close, tokens)
-        keep = _partial_marker_suffix(held.text, THINK_CLOSE)
+        keep = partial_marker_suffix(held.text, THINK_CLOSE)
         emit = held.text[: len(held.text) - keep]
         if not emit:
             return []

@@ -9,12 +9,25 @@ import logging
 import numpy as np
 import pytest
 
-from realtime.conversation import Conversation, UserAudioItem
-from realtime.engines.base import AnswerDelta, EngineRequest, EngineUsage, ReasoningDelta
+from realtime.conversation import (
+    Conversation,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    UserAudioItem,
+)
+from realtime.engines.base import (
+    AnswerDelta,
+    Continuation,
+    EngineRequest,
+    EngineUsage,
+    ReasoningDelta,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+)
 from realtime.engines.factory import EngineOptions, build_engine
 from realtime.engines.sim import SimEngine, SimParams, SimSession
 from realtime.engines.sim_text import plan_turn
-from realtime.speaking.continuation import articulation_prefix
 from tokenizer.chunking import audio_prompt_tokens_for_samples
 
 FAST = SimParams(itl_ms=1.0, ttft_ms=1.0, reasoning_tokens=30, answer_tokens=20, length_jitter=0)
@@ -77,16 +90,6 @@ def test_the_plan_depends_only_on_the_seed_and_the_conversation() -> None:
     assert plan(1, "item_a") != plan(1, "item_a", "item_b")
 
 
-async def test_the_reasoning_budget_closes_the_reasoning_and_the_reply_follows() -> None:
-    engine = SimEngine(FAST)
-    conversation = audio_conversation(1.0)
-    request = EngineRequest(conversation, reasoning_budget=7)
-    reasoning, answer, _ = await collect(engine.open_session(), request)
-
-    assert len(reasoning) == 7
-    assert text(answer) == engine.plan(conversation).answer_text
-
-
 async def test_max_tokens_cuts_the_completion() -> None:
     engine = SimEngine(FAST)
     request = EngineRequest(audio_conversation(1.0), max_tokens=12)
@@ -97,16 +100,15 @@ async def test_max_tokens_cuts_the_completion() -> None:
 
 
 @pytest.mark.parametrize("reply_ends_with_space", [False, True])
-async def test_a_prefix_that_closed_the_reasoning_continues_the_reply_after_its_words(
+async def test_a_continuation_with_the_reasoning_closed_continues_the_reply_after_its_words(
     reply_ends_with_space: bool,
 ) -> None:
     engine = SimEngine(FAST)
     conversation = audio_conversation(1.0)
     plan = engine.plan(conversation)
     said = "".join(plan.answer[:5]) + (" " if reply_ends_with_space else "")
-    request = EngineRequest(
-        conversation, assistant_prefix=articulation_prefix(plan.reasoning_text[:40], said)
-    )
+    closed = Continuation(plan.reasoning_text[:40], said, reasoning_closed=True)
+    request = EngineRequest(conversation, continuation=closed)
     reasoning, answer, _ = await collect(engine.open_session(), request)
 
     assert not reasoning
@@ -114,12 +116,12 @@ async def test_a_prefix_that_closed_the_reasoning_continues_the_reply_after_its_
     assert answer[0].text.startswith(" ") != reply_ends_with_space
 
 
-async def test_a_prefix_inside_the_reasoning_continues_the_reasoning() -> None:
+async def test_a_continuation_inside_the_reasoning_continues_the_reasoning() -> None:
     engine = SimEngine(FAST)
     conversation = audio_conversation(1.0)
     plan = engine.plan(conversation)
     thought = "".join(plan.reasoning[:10])
-    request = EngineRequest(conversation, assistant_prefix="<think>\n" + thought)
+    request = EngineRequest(conversation, continuation=Continuation(thought))
     reasoning, answer, _ = await collect(engine.open_session(), request)
 
     assert thought + text(reasoning) == plan.reasoning_text
@@ -164,8 +166,8 @@ async def test_an_articulation_reuses_the_reasoning_a_formulation_stream_wrote()
     conversation = audio_conversation(2.0)
     plan = engine.plan(conversation)
     await collect(session, EngineRequest(conversation))
-    prefix = articulation_prefix(plan.reasoning_text, "")
-    _, _, usage = await collect(session, EngineRequest(conversation, assistant_prefix=prefix))
+    closed = Continuation(plan.reasoning_text, reasoning_closed=True)
+    _, _, usage = await collect(session, EngineRequest(conversation, continuation=closed))
 
     assert usage.prompt_tokens - usage.cached_prompt_tokens <= 16  # the last, partial block
     assert usage.cached_prompt_tokens >= FAST.reasoning_tokens
@@ -219,3 +221,61 @@ async def test_the_engine_says_everywhere_that_it_is_simulated(
         "SIMULATED" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records
     )
     await engine.aclose()
+
+
+WEATHER = ToolSpec(
+    "get_weather",
+    "The weather in a city",
+    {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"enum": ["C", "F"]}},
+        "required": ["city", "unit"],
+    },
+)
+
+
+async def calls_of(engine: SimEngine, request: EngineRequest) -> tuple[str, list[ToolCall]]:
+    events = [event async for event in engine.open_session().stream(request)]
+    reply = "".join(e.text for e in events if isinstance(e, AnswerDelta))
+    return reply, [e for e in events if isinstance(e, ToolCall)]
+
+
+async def test_first_turn_mode_calls_the_first_tool_after_a_short_reply() -> None:
+    engine = SimEngine(dataclasses.replace(FAST, tool_calls="first-turn"))
+    request = EngineRequest(audio_conversation(1.0), tools=(WEATHER,))
+    reply, calls = await calls_of(engine, request)
+
+    assert reply == "Let me check that."
+    assert calls == [ToolCall("get_weather", '{"city": "sim", "unit": "C"}')]
+
+
+async def test_once_the_result_is_in_the_conversation_the_turn_answers() -> None:
+    engine = SimEngine(dataclasses.replace(FAST, tool_calls="first-turn"))
+    turn = audio_conversation(1.0)
+    items = (
+        *turn.items,
+        FunctionCallItem("f1", "call_1", "get_weather", "{}"),
+        FunctionCallOutputItem("o1", "call_1", "sunny"),
+    )
+    conversation = Conversation("", items)
+    reply, calls = await calls_of(engine, EngineRequest(conversation, tools=(WEATHER,)))
+
+    assert not calls and reply == engine.plan(conversation).answer_text
+
+
+@pytest.mark.parametrize(
+    ("mode", "choice", "calls"),
+    [
+        ("never", ToolChoice(), 0),
+        ("never", ToolChoice("required"), 1),
+        ("never", ToolChoice("function", "get_weather"), 1),
+        ("first-turn", ToolChoice("none"), 0),
+    ],
+)
+async def test_tool_choice_decides_whether_the_sim_calls(
+    mode: str, choice: ToolChoice, calls: int
+) -> None:
+    engine = SimEngine(dataclasses.replace(FAST, tool_calls=mode))  # type: ignore[arg-type]
+    request = EngineRequest(audio_conversation(1.0), tools=(WEATHER,), tool_choice=choice)
+    _, made = await calls_of(engine, request)
+    assert len(made) == calls

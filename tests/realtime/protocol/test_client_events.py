@@ -94,8 +94,37 @@ def test_invalid_utf8_bytes_are_rejected_as_json_errors() -> None:
     assert rejection(b"\xff\xfe{").code == "invalid_json"
 
 
-def test_response_create_rejects_tools() -> None:
+def test_response_create_rejects_a_tool_without_a_name() -> None:
     error = rejection(
         json.dumps({"type": "response.create", "response": {"tools": [{"type": "function"}]}})
     )
     assert error.param is not None and error.param.startswith("response.tools")
+
+
+def test_a_function_call_output_item_is_parsed() -> None:
+    event = parse(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "call_1", "output": "{}"},
+        }
+    )
+    assert isinstance(event, ce.ConversationItemCreate)
+    assert isinstance(event.item, ce.FunctionCallOutputItem) and event.item.call_id == "call_1"
+
+
+def test_a_message_item_may_leave_out_its_type() -> None:
+    event = parse(
+        {
+            "type": "conversation.item.create",
+            "item": {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        }
+    )
+    assert isinstance(event, ce.ConversationItemCreate) and isinstance(event.item, ce.MessageItem)
+
+
+def test_response_create_takes_tools_and_a_named_tool_choice() -> None:
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    choice = {"type": "function", "name": "get_weather"}
+    event = parse({"type": "response.create", "response": {"tools": [tool], "tool_choice": choice}})
+    assert isinstance(event, ce.ResponseCreate) and event.response is not None
+    assert event.response.tools is not None and event.response.tools[0].name == "get_weather"

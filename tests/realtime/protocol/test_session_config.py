@@ -99,3 +99,21 @@ def test_session_wire_form_validates_against_the_openai_model() -> None:
     wire = SessionConfig(model="echo-pocketsphinx").wire()
     parsed = RealtimeSessionCreateRequest.model_validate(wire)
     assert parsed.audio is not None and parsed.audio.input is not None
+
+
+def test_session_tools_and_tool_choice_are_kept_and_checked() -> None:
+    tool = {"type": "function", "name": "get_weather", "description": "Weather", "parameters": {}}
+    updated = apply_session_update(
+        SessionConfig(), {"tools": [tool], "tool_choice": "required"}, None
+    )
+    assert [t.name for t in updated.tools] == ["get_weather"]
+    assert updated.tool_choice == "required"
+    assert updated.wire()["tools"][0]["name"] == "get_weather"
+
+    with pytest.raises(ProtocolError, match="not one of the tools"):
+        apply_session_update(updated, {"tool_choice": {"type": "function", "name": "nope"}}, None)
+    with pytest.raises(ProtocolError, match="distinct"):
+        apply_session_update(updated, {"tools": [tool, tool]}, None)
+    with pytest.raises(ProtocolError) as mcp:
+        apply_session_update(updated, {"tools": [{"type": "mcp", "server_label": "x"}]}, None)
+    assert mcp.value.param is not None and mcp.value.param.startswith("session.tools")

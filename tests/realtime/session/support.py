@@ -8,10 +8,17 @@ import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from realtime.engines.base import AnswerDelta, EngineEvent, EngineInfo, EngineRequest
+from realtime.engines.base import (
+    AnswerDelta,
+    EngineCapabilities,
+    EngineEvent,
+    EngineInfo,
+    EngineRequest,
+)
 from realtime.server.metrics import ServiceMetrics
 from realtime.session.outbox import AudioFrame, EventMessage, Outgoing
 from realtime.session.services import SessionServices, SessionSettings
@@ -42,6 +49,7 @@ class RecordingEngineSession:
 @dataclass
 class RecordingEngine:
     session: RecordingEngineSession = field(default_factory=RecordingEngineSession)
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities()
     info: EngineInfo = field(default_factory=lambda: EngineInfo("recording", "recording"))
 
     async def start(self) -> None:

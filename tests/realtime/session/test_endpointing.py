@@ -30,8 +30,9 @@ async def services() -> AsyncIterator[SessionServices]:
         yield s
 
 
-async def stop_position_ms(session: Session, sink: RecordingSink, pcm: np.ndarray, rate: int
-                           ) -> tuple[float, int]:  # fmt: skip
+async def stop_position_ms(
+    session: Session, sink: RecordingSink, pcm: np.ndarray, rate: int
+) -> tuple[float, int]:
     """Feed ``pcm`` frame by frame, letting the VAD catch up and the events reach the sink
     after each; returns how much input (ms) had been sent when speech_stopped came out, and
     its ``audio_end_ms``."""

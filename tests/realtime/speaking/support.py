@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ class StreamRecord:
 
     @property
     def is_articulation(self) -> bool:
-        return self.request.assistant_prefix is not None
+        return self.request.continuation is not None
 
 
 class RecordingSession:
@@ -198,14 +197,14 @@ def words(text: str) -> list[str]:
     return text.split()
 
 
-class BudgetIgnoringSession:
-    """An engine that does not enforce the reasoning budget."""
+class DelegatingSession:
+    """An engine session that hands every call to ``inner`` (override what a test changes)."""
 
     def __init__(self, inner: EngineSession) -> None:
         self.inner = inner
 
     def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        return self.inner.stream(dataclasses.replace(request, reasoning_budget=None))
+        return self.inner.stream(request)
 
     async def prefill(self, request: EngineRequest) -> None:
         await self.inner.prefill(request)

@@ -13,11 +13,10 @@ import pytest
 from realtime.engines.base import EngineError, EngineEvent, EngineRequest, EngineUsage
 from realtime.session.timings import TurnTimings
 from realtime.speaking.base import ReasoningText, ReplyText, SpeakingParams
-from realtime.speaking.continuation import THINK_CLOSE, THINK_OPEN
 from realtime.speaking.mind_paced import MindPacedPolicy
 from tests.realtime.speaking.support import (
     FAST,
-    BudgetIgnoringSession,
+    DelegatingSession,
     FakeGauge,
     RecordingSession,
     StreamRecord,
@@ -33,16 +32,10 @@ WAIT_S = 10.0
 
 
 def prefix_parts(record: StreamRecord) -> tuple[str, str]:
-    """(reasoning, reply) of an articulation request's prefix, checking its shape."""
-    prefix = record.request.assistant_prefix
-    assert prefix is not None and prefix.startswith(THINK_OPEN)
-    head, separator, reply = prefix.partition(THINK_CLOSE)
-    assert separator, prefix
-    reasoning = head[len(THINK_OPEN) :]
-    if reasoning:
-        assert reasoning.endswith("\n")
-        reasoning = reasoning[:-1]
-    return reasoning, reply
+    """(reasoning, reply) an articulation request continues, checking its reasoning is closed."""
+    continuation = record.request.continuation
+    assert continuation is not None and continuation.reasoning_closed
+    return continuation.reasoning, continuation.reply
 
 
 async def until(session: RecordingSession, condition: Callable[[], bool]) -> None:
@@ -92,7 +85,7 @@ async def test_an_articulation_follows_every_tc_reasoning_tokens_and_writes_at_m
     assert counts[-1] == len(h.plan.reasoning)
 
 
-async def test_an_articulation_prefix_is_think_the_reasoning_so_far_and_the_reply_so_far() -> None:
+async def test_an_articulation_continues_the_reasoning_so_far_and_the_reply_so_far() -> None:
     h = harness()
     await run_turn(MindPacedPolicy(), h, PACING)
 
@@ -208,18 +201,6 @@ async def test_the_reasoning_budget_ends_the_formulation_and_the_reply_still_com
     assert out.reply == h.plan.answer_text
 
 
-async def test_the_policy_spends_the_budget_itself_when_the_engine_does_not() -> None:
-    h = harness(request=EngineRequest(conversation(), reasoning_budget=50))
-    h.session = RecordingSession(BudgetIgnoringSession(h.session), h.output)
-    out = await run_turn(MindPacedPolicy(), h, PACING)
-
-    assert len(words(out.reasoning)) == 50
-    final = h.session.articulations()[-1]
-    assert len(words(prefix_parts(final)[0])) == 50
-    assert out.reply == h.plan.answer_text
-    assert h.engine.open_streams == 0
-
-
 async def test_speak_first_articulates_before_any_reasoning_token() -> None:
     h = harness()
     out = await run_turn(MindPacedPolicy(speak_first=True), h, PACING)
@@ -264,7 +245,7 @@ async def test_an_engine_failure_fails_the_turn_and_closes_every_stream() -> Non
     assert h.engine.open_streams == 0
 
 
-class FailingArticulationSession(BudgetIgnoringSession):
+class FailingArticulationSession(DelegatingSession):
     """An engine whose second articulation request fails mid-stream."""
 
     def __init__(self, inner: RecordingSession) -> None:
@@ -272,7 +253,7 @@ class FailingArticulationSession(BudgetIgnoringSession):
         self.articulations = 0
 
     def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        if request.assistant_prefix is None:
+        if request.continuation is None:
             return self.inner.stream(request)
         self.articulations += 1
         return self._failing(request) if self.articulations == 2 else self.inner.stream(request)

@@ -12,13 +12,19 @@ import pytest
 from realtime.conversation import Conversation, UserAudioItem, UserTextItem
 from realtime.engines.base import (
     AnswerDelta,
+    Continuation,
     EngineError,
     EngineEvent,
     EngineRequest,
     EngineUsage,
+    InvalidToolCall,
     ReasoningDelta,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
 )
-from realtime.engines.vllm.engine import VllmEngine, VllmSession, closed_reasoning_prefix
+from realtime.engines.budget import stream_within_budget
+from realtime.engines.vllm.engine import VllmEngine, VllmSession
 from realtime.engines.vllm.options import VllmOptions
 from tests.realtime.engines.vllm.fake_vllm import FakeVllmServer, Script
 from tests.tts.waiting import wait_until
@@ -61,6 +67,11 @@ async def run(session: VllmSession, request: EngineRequest) -> list[EngineEvent]
         return [event async for event in session.stream(request)]
 
 
+async def run_within_budget(session: VllmSession, request: EngineRequest) -> list[EngineEvent]:
+    async with asyncio.timeout(20):
+        return [event async for event in stream_within_budget(session, request)]
+
+
 def texts(events: list[EngineEvent]) -> tuple[str, str]:
     reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
     answer = "".join(e.text for e in events if isinstance(e, AnswerDelta))
@@ -100,7 +111,8 @@ async def test_the_reasoning_budget_closes_the_stream_and_continues_with_the_ans
         Script(deltas=(" Short", " answer.")),
     ]
     async with engine_for(server) as engine:
-        events = await run(engine.open_session(), EngineRequest(TEXT_TURN, reasoning_budget=3))
+        request = EngineRequest(TEXT_TURN, reasoning_budget=3)
+        events = await run_within_budget(engine.open_session(), request)
 
     assert texts(events) == ("One two three", "Short answer.")
     first, answer = server.requests
@@ -117,20 +129,21 @@ async def test_the_reasoning_budget_closes_the_stream_and_continues_with_the_ans
 async def test_a_zero_budget_asks_for_the_answer_at_once(server: FakeVllmServer) -> None:
     server.default = Script(deltas=("Hi", "!"))
     async with engine_for(server) as engine:
-        events = await run(engine.open_session(), EngineRequest(TEXT_TURN, reasoning_budget=0))
+        request = EngineRequest(TEXT_TURN, reasoning_budget=0)
+        events = await run_within_budget(engine.open_session(), request)
 
     assert texts(events) == ("", "Hi!")
     (only,) = server.bodies()
-    assert only["messages"][-1]["content"] == closed_reasoning_prefix(None, "")
+    assert only["messages"][-1]["content"] == "<think>\n</think>\n\n"
 
 
-async def test_a_prefix_that_closed_the_reasoning_makes_everything_answer(
+async def test_a_continuation_that_closed_the_reasoning_makes_everything_answer(
     server: FakeVllmServer,
 ) -> None:
     server.default = Script(deltas=(" and", " </think> stays", " text"))
-    prefix = "<think>\nok\n</think>\n\nSo far"
+    closed = Continuation("ok", "So far", reasoning_closed=True)
     async with engine_for(server) as engine:
-        events = await run(engine.open_session(), EngineRequest(TEXT_TURN, assistant_prefix=prefix))
+        events = await run(engine.open_session(), EngineRequest(TEXT_TURN, continuation=closed))
 
     assert texts(events) == ("", " and </think> stays text")
     assert usage_of(events).reasoning_tokens == 0
@@ -140,7 +153,7 @@ async def test_max_tokens_is_shared_by_the_reasoning_and_the_answer(server: Fake
     server.scripts = [Script(deltas=("a", "b", "c", "d")), Script(deltas=("x",))]
     async with engine_for(server) as engine:
         request = EngineRequest(TEXT_TURN, reasoning_budget=2, max_tokens=10)
-        await run(engine.open_session(), request)
+        await run_within_budget(engine.open_session(), request)
 
     first, answer = server.bodies()
     assert first["max_tokens"] == 10
@@ -248,3 +261,67 @@ async def test_a_prefill_sends_the_turn_so_far_for_one_token_to_the_pinned_repli
     assert [body["stream"] for body in bodies] == [False, True]
     assert bodies[0]["max_tokens"] == 1 and "stream_options" not in bodies[0]
     assert len(bodies[1]["messages"][0]["content"]) == 2
+
+
+async def test_a_call_in_the_reply_is_a_tool_call_and_its_text_is_not_reply_text(
+    server: FakeVllmServer,
+) -> None:
+    deltas = ("Hmm", ".", "</th", "ink>\n\n", "One moment.", "<tool", "_call>function\nget_",
+              "weather\n", '{"city": ', '"Paris"}</tool_', "call>")  # fmt: skip
+    server.default = Script(deltas=deltas)
+    tool = ToolSpec("get_weather", "The weather", {"type": "object"})
+    async with engine_for(server) as engine:
+        events = await run(engine.open_session(), EngineRequest(TEXT_TURN, tools=(tool,)))
+
+    assert texts(events) == ("Hmm.", "One moment.")
+    assert [e for e in events if isinstance(e, ToolCall)] == [
+        ToolCall("get_weather", '{"city": "Paris"}')
+    ]
+    assert server.bodies()[0]["tools"][0]["function"]["name"] == "get_weather"
+
+
+async def test_a_call_with_broken_arguments_is_an_invalid_call_not_a_failure(
+    server: FakeVllmServer,
+) -> None:
+    server.default = Script(deltas=("</think>", "<tool_call>function\nf\n{oops}</tool_call>"))
+    async with engine_for(server) as engine:
+        events = await run(engine.open_session(), EngineRequest(TEXT_TURN))
+
+    [invalid] = [e for e in events if isinstance(e, InvalidToolCall)]
+    assert invalid.name == "f" and "JSON" in invalid.reason
+    assert isinstance(events[-1], EngineUsage)
+
+
+@pytest.mark.parametrize(
+    ("choice", "opening", "rest"),
+    [
+        (ToolChoice("required"), "<tool_call>function\n", 'get_weather\n{"city": "Oslo"}'),
+        (ToolChoice("function", "get_weather"), "<tool_call>function\nget_weather\n",
+         '{"city": "Oslo"}'),
+    ],
+)  # fmt: skip
+async def test_a_required_call_opens_the_reply_with_the_call_after_the_reasoning(
+    server: FakeVllmServer, choice: ToolChoice, opening: str, rest: str
+) -> None:
+    server.scripts = [
+        Script(deltas=("Weather", " then.", "</think>", "\n\nI think", " it rains."),
+               delta_interval_s=0.02),
+        Script(deltas=(rest[:5], rest[5:], "</tool_call>")),
+    ]  # fmt: skip
+    tool = ToolSpec("get_weather", "The weather", {"type": "object"})
+    request = EngineRequest(TEXT_TURN, tools=(tool,), tool_choice=choice)
+    async with engine_for(server) as engine:
+        events = await run(engine.open_session(), request)
+
+    assert texts(events) == ("Weather then.", "")  # the reply the model began is not used
+    assert [e for e in events if isinstance(e, ToolCall)] == [
+        ToolCall("get_weather", '{"city": "Oslo"}')
+    ]
+    first, forced = server.requests
+    assert first.abandoned
+    assert forced.body["messages"][-1] == {
+        "role": "assistant",
+        "content": "<think>\nWeather then.\n</think>\n\n" + opening,
+    }
+    assert forced.body["continue_final_message"] is True
+    assert len([e for e in events if isinstance(e, EngineUsage)]) == 1

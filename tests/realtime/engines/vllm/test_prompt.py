@@ -14,11 +14,13 @@ import pytest
 from realtime.conversation import (
     AssistantItem,
     Conversation,
+    FunctionCallItem,
+    FunctionCallOutputItem,
     SystemTextItem,
     UserAudioItem,
     UserTextItem,
 )
-from realtime.engines.base import EngineRequest
+from realtime.engines.base import Continuation, EngineRequest, ToolChoice, ToolSpec
 from realtime.engines.vllm.options import VllmOptions
 from realtime.engines.vllm.prompt import AudioPartCache, chat_body, encode_body
 
@@ -109,10 +111,11 @@ def test_a_streaming_request_asks_for_special_tokens_the_stop_id_and_usage() -> 
     assert "continue_final_message" not in body and "add_generation_prompt" not in body
 
 
-def test_an_assistant_prefix_becomes_a_final_assistant_message_that_vllm_continues() -> None:
-    prefix = "<think>\nThey want food.\n</think>\n\nTry rice"
-    body = body_for(Conversation("", (UserTextItem("u1", "dinner?"),)), assistant_prefix=prefix)
+def test_a_continuation_becomes_a_final_assistant_message_that_vllm_continues() -> None:
+    closed = Continuation("They want food.", "Try rice", reasoning_closed=True)
+    body = body_for(Conversation("", (UserTextItem("u1", "dinner?"),)), continuation=closed)
 
+    prefix = "<think>\nThey want food.\n</think>\n\nTry rice"
     assert body["messages"][-1] == {"role": "assistant", "content": prefix}
     assert body["continue_final_message"] is True
     assert body["add_generation_prompt"] is False
@@ -171,3 +174,44 @@ def test_an_encoded_body_is_compact_json() -> None:
     body = body_for(Conversation("", (UserTextItem("u1", "hi"),)))
 
     assert json.loads(encode_body(body)) == body
+
+
+def test_tools_go_in_the_body_for_the_template_and_vllm_parses_nothing() -> None:
+    tool = ToolSpec("get_weather", "The weather in a city", {"type": "object", "properties": {}})
+    body = body_for(Conversation("", (UserTextItem("u1", "weather?"),)), tools=(tool,))
+
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather in a city",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+    ]
+    assert body["tool_choice"] == "none"
+
+
+def test_tool_choice_none_shows_the_model_no_tools() -> None:
+    tool = ToolSpec("get_weather")
+    conversation = Conversation("", (UserTextItem("u1", "weather?"),))
+    body = body_for(conversation, tools=(tool,), tool_choice=ToolChoice("none"))
+    assert "tools" not in body and "tool_choice" not in body
+
+
+def test_a_call_and_its_result_go_back_in_the_models_own_format() -> None:
+    items = (
+        UserTextItem("u1", "weather in Paris?"),
+        AssistantItem("a1", "Let me check.", status="completed"),
+        FunctionCallItem("f1", "call_1", "get_weather", '{"city": "Paris"}'),
+        FunctionCallOutputItem("o1", "call_1", '{"sky": "clear"}'),
+    )
+    messages = body_for(Conversation("", items))["messages"]
+
+    assert messages[1] == {
+        "role": "assistant",
+        "content": 'Let me check.<tool_call>function\nget_weather\n{"city": "Paris"}</tool_call>',
+    }
+    assert messages[2] == {"role": "tool", "content": '{"sky": "clear"}', "tool_call_id": "call_1"}
+    assert len(messages) == 3

@@ -10,8 +10,6 @@ import pytest
 from realtime.engines.base import AnswerDelta, ReasoningDelta
 from realtime.engines.vllm.think_split import (
     ThinkSplitter,
-    answer_is_fresh,
-    reasoning_is_open,
 )
 
 STREAMS = [
@@ -113,21 +111,3 @@ def test_any_cut_of_a_stream_splits_it_the_same_way(stream: str, tokens: int) ->
         reasoning, answer, reasoning_tokens, answer_tokens = run(ThinkSplitter(), pieces)
         assert (reasoning, answer) == whole[:2], pieces
         assert reasoning_tokens + answer_tokens == tokens
-
-
-@pytest.mark.parametrize(
-    ("prefix", "open_", "fresh"),
-    [
-        (None, True, True),
-        ("<think>\n", True, False),
-        ("<think>\nsome reasoning", True, False),
-        ("<think>\nreasoning\n</think>\n\n", False, True),
-        ("<think>\nreasoning\n</think>\n\nSo far I said", False, False),
-        ("Plain text", False, False),
-    ],
-)
-def test_a_prefix_says_where_its_continuation_starts(
-    prefix: str | None, open_: bool, fresh: bool
-) -> None:
-    assert reasoning_is_open(prefix) is open_
-    assert answer_is_fresh(prefix) is fresh
