@@ -99,6 +99,24 @@ Item = Annotated[
 ]
 
 
+class ItemReference(BaseModel):
+    """An existing conversation item, by id, in a response's ``input``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["item_reference"]
+    id: str
+
+
+InputItem = Annotated[
+    Annotated[MessageItem, Tag("message")]
+    | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ItemReference, Tag("item_reference")],
+    Discriminator(_item_type),
+]
+
+
 class ConversationItemCreate(_Event):
     type: Literal["conversation.item.create"]
     previous_item_id: str | None = None
@@ -131,7 +149,10 @@ class ReasoningParam(BaseModel):
 class ResponseParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    conversation: Literal["auto"] | None = None
+    conversation: Literal["auto", "none"] | None = None
+    """``none``: an out-of-band response, kept out of the conversation."""
+    input: Annotated[list[InputItem], Field(max_length=256)] | None = None
+    """The response's own context instead of the conversation ([] for none)."""
     instructions: str | None = None
     output_modalities: list[Literal["audio", "text"]] | None = None
     max_output_tokens: Annotated[int, Field(ge=1, le=32_768)] | Literal["inf"] | None = None

@@ -189,16 +189,20 @@ def response_object(
     output_format: dict[str, Any] | None = None,
     voice: str | None = None,
     extensions: dict[str, Any] | None = None,
+    conversation_id: str | None = None,
+    max_output_tokens: int | None = None,
 ) -> dict[str, Any]:
+    """``conversation_id``: None for an out-of-band response; ``max_output_tokens``: None
+    for no limit ("inf")."""
     body: dict[str, Any] = {
         "id": response_id,
         "object": "realtime.response",
         "status": status,
         "status_details": status_details,
         "output": output or [],
-        "conversation_id": None,
+        "conversation_id": conversation_id,
         "output_modalities": output_modalities,
-        "max_output_tokens": "inf",
+        "max_output_tokens": "inf" if max_output_tokens is None else max_output_tokens,
         "audio": {"output": {"format": output_format, "voice": voice}},
         "usage": usage,
         "metadata": metadata,

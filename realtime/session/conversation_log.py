@@ -39,6 +39,7 @@ class ConversationLog:
         """``max_bytes``: past it, the oldest items are dropped (``conversation.item.deleted``)
         as new ones come, the last two always kept."""
         self._outbox = outbox
+        self.id = ev.new_id("conv")
         self.items: list[ConversationItem] = []
         self.max_bytes = max_bytes
 
@@ -62,13 +63,19 @@ class ConversationLog:
         reasoning_budget: int | None = None,
         tools: tuple[ToolSpec, ...] = (),
         tool_choice: ToolChoice | None = None,
+        context: tuple[ConversationItem, ...] | None = None,
     ) -> EngineRequest:
         """A request for the conversation so far (a reply still being produced left out),
-        plus ``extra`` (the turn in progress, for a prefill)."""
-        history = tuple(
-            item
-            for item in self.items
-            if not (isinstance(item, AssistantItem) and item.status == "in_progress")
+        plus ``extra`` (the turn in progress, for a prefill); or for ``context`` instead of
+        the conversation (an out-of-band response's own input)."""
+        history = (
+            context
+            if context is not None
+            else tuple(
+                item
+                for item in self.items
+                if not (isinstance(item, AssistantItem) and item.status == "in_progress")
+            )
         )
         if extra is not None:
             history = (*history, extra)
@@ -148,6 +155,31 @@ class ConversationLog:
                 return
         raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id", event_id)
 
+    def input_context(
+        self, specs: list[ce.InputItem], input_rate: int, event_id: str | None
+    ) -> tuple[ConversationItem, ...]:
+        """A response's ``input``: its items, and references to items of the conversation.
+        Nothing is added to the conversation."""
+        context: list[ConversationItem] = []
+        for index, spec in enumerate(specs):
+            if isinstance(spec, ce.ItemReference):
+                found = next((i for i in self.items if i.id == spec.id), None)
+                if found is None:
+                    raise ProtocolError("item_not_found", f"no item with id {spec.id}",
+                                        f"response.input[{index}].id", event_id)  # fmt: skip
+                context.append(found)
+            elif isinstance(spec, ce.FunctionCallItem):
+                context.append(FunctionCallItem(spec.id or ev.new_id("item"),
+                                                spec.call_id or ev.new_id("call"), spec.name,
+                                                spec.arguments or "{}"))  # fmt: skip
+            elif isinstance(spec, ce.FunctionCallOutputItem):
+                context.append(FunctionCallOutputItem(spec.id or ev.new_id("item"), spec.call_id,
+                                                      spec.output))  # fmt: skip
+            else:
+                context.append(_message_from_spec(spec, spec.id or ev.new_id("item"), input_rate,
+                                                  event_id))  # fmt: skip
+        return tuple(context)
+
     def retrieve(self, item_id: str, event_id: str | None, input_rate: int) -> None:
         """``conversation.item.retrieve``: the server's copy of an item, a user turn's audio
         included (as the VAD cut it, at the session's input rate)."""
@@ -214,6 +246,7 @@ class ConversationLog:
                 )
             return FunctionCallOutputItem(item_id, spec.call_id, spec.output)
         return _message_from_spec(spec, item_id, input_rate, event_id)
+
 
 def _wire_item(item: ConversationItem, input_rate: int) -> dict[str, Any]:
     if isinstance(item, UserAudioItem):

@@ -56,6 +56,9 @@ class ActiveResponse:
     speculative_turn: UserAudioItem | None = None
     """Set while the response is speculative: the user turn it answers, not yet committed."""
     held_transcriptions: list[InputTranscription] = field(default_factory=list)
+    in_conversation: bool = True
+    """False for an out-of-band response (``conversation: "none"``): no history, no
+    ``conversation.item.*`` events."""
 
 
 class ResponseManager:
@@ -125,7 +128,11 @@ class ResponseManager:
                 event_id,
             )
         plan = self._plan(
-            params, config, speaks=modalities == ["audio"], extra_item=speculative_turn
+            params,
+            config,
+            speaks=modalities == ["audio"],
+            extra_item=speculative_turn,
+            event_id=event_id,
         )
         timings.mark("response_created")
         if speculative_turn is not None:
@@ -142,6 +149,7 @@ class ResponseManager:
         )
         active = ActiveResponse(plan, responder, timings, policy.name, params.metadata)
         active.speculative_turn = speculative_turn
+        active.in_conversation = params.conversation != "none"
         self.active = active
         if speculative_turn is None:
             self._announce(active)
@@ -150,11 +158,12 @@ class ResponseManager:
     def _announce(self, active: ActiveResponse) -> None:
         """The response goes into the history and its opening events onto the wire."""
         plan = active.plan
-        previous = self._conversation.append_reply(plan.item)
         rid, item_id = plan.response_id, plan.item.id
         self._outbox.send_now(ev.response_created(self._response_object(active, "in_progress")))
         wire_item = _wire_item(active, "in_progress", "")
-        self._outbox.send_now(ev.item_added(wire_item, previous))
+        if active.in_conversation:
+            previous = self._conversation.append_reply(plan.item)
+            self._outbox.send_now(ev.item_added(wire_item, previous))
         self._outbox.send_now(ev.output_item_added(rid, wire_item))
         self._outbox.send_now(ev.content_part_added(rid, item_id, _part(active, "")))
         self._on_active_changed(True, False)
@@ -226,6 +235,7 @@ class ResponseManager:
         *,
         speaks: bool,
         extra_item: UserAudioItem | None = None,
+        event_id: str | None = None,
     ) -> ResponsePlan:
         settings = self._settings
         max_output = params.max_output_tokens or config.max_output_tokens
@@ -236,6 +246,9 @@ class ResponseManager:
             else settings.reasoning_budgets.get(effort)
         )
         tools, tool_choice = self._tools(params, config)
+        context = None
+        if params.input is not None:
+            context = self._conversation.input_context(params.input, config.input_rate, event_id)
         request = self._conversation.engine_request(
             config.instructions if params.instructions is None else params.instructions,
             extra=extra_item,
@@ -243,6 +256,7 @@ class ResponseManager:
             reasoning_budget=budget,
             tools=tools,
             tool_choice=tool_choice,
+            context=context,
         )
         max_buffered_ms = float(
             config.speaking.max_buffered_audio_ms or settings.max_buffered_reply_ms
@@ -319,15 +333,16 @@ class ResponseManager:
         item.text = active.responder.reply_text()
         item.reasoning = active.responder.reasoning
         item.status = "completed"
-        previous = self._conversation.item_before(item.id)
         rid = plan.response_id
         wire_item = _wire_item(active, "completed", item.text)
         self._outbox.enqueue(rid, ev.content_part_done(rid, item.id, _part(active, item.text)))
         self._outbox.enqueue(rid, ev.output_item_done(rid, wire_item))
-        self._outbox.enqueue(rid, ev.item_done(wire_item, previous))
+        if active.in_conversation:
+            previous = self._conversation.item_before(item.id)
+            self._outbox.enqueue(rid, ev.item_done(wire_item, previous))
         output = [wire_item]
         for call in active.responder.calls:
-            output.append(self._hand_over_call(rid, call, len(output)))
+            output.append(self._hand_over_call(rid, call, len(output), active.in_conversation))
 
         def response_done() -> dict[str, Any]:
             if self.active is active:
@@ -339,23 +354,27 @@ class ResponseManager:
 
         self._outbox.enqueue_built_on_send(rid, response_done)
 
-    def _hand_over_call(self, rid: str, call: ToolCall, output_index: int) -> dict[str, Any]:
-        """A function call the model made: into the history, and to the client (queued
-        behind the reply before it). Returns its wire item."""
+    def _hand_over_call(
+        self, rid: str, call: ToolCall, output_index: int, in_conversation: bool
+    ) -> dict[str, Any]:
+        """A function call the model made: into the history (unless the response is out of
+        band), and to the client (queued behind the reply before it). Returns its wire item."""
         item = FunctionCallItem(ev.new_id("item"), ev.new_id("call"), call.name, call.arguments)
-        previous = self._conversation.append_reply(item)
         opened = ev.function_call_item(item.id, item.call_id, item.name, "", "in_progress")
         done = ev.function_call_item(item.id, item.call_id, item.name, item.arguments)
-        for event in (
+        events = [
             ev.output_item_added(rid, opened, output_index),
-            ev.item_added(opened, previous),
             ev.function_call_arguments_delta(rid, item.id, output_index, item.call_id,
                                              item.arguments),
             ev.function_call_arguments_done(rid, item.id, output_index, item.call_id, item.name,
                                             item.arguments),
             ev.output_item_done(rid, done, output_index),
-            ev.item_done(done, previous),
-        ):  # fmt: skip
+        ]  # fmt: skip
+        if in_conversation:
+            previous = self._conversation.append_reply(item)
+            events.insert(1, ev.item_added(opened, previous))
+            events.append(ev.item_done(done, previous))
+        for event in events:
             self._outbox.enqueue(rid, event)
         return done
 
@@ -389,7 +408,9 @@ class ResponseManager:
         if error_code is not None:
             details["error"] = {"type": "server_error", "code": error_code}
         self._outbox.send_now(ev.output_item_done(plan.response_id, wire_item))
-        self._outbox.send_now(ev.item_done(wire_item, self._conversation.item_before(item.id)))
+        if active.in_conversation:
+            previous = self._conversation.item_before(item.id)
+            self._outbox.send_now(ev.item_done(wire_item, previous))
         self._outbox.send_now(
             ev.response_done(
                 self._response_object(active, "cancelled", [wire_item], status_details=details)
@@ -455,6 +476,8 @@ class ResponseManager:
             output_format={"type": "audio/pcm", "rate": plan.output_rate},
             voice=plan.voice,
             extensions={"x_turn": x_turn} if status != "in_progress" else None,
+            conversation_id=self._conversation.id if active.in_conversation else None,
+            max_output_tokens=plan.request.max_tokens,
         )
 
 
