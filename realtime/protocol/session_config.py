@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from realtime.protocol.errors import ProtocolError
+from tokenizer.g711 import G711_SAMPLE_RATE
 
 SUPPORTED_RATES = (16_000, 24_000)
 ReasoningEffort = Literal["minimal", "low", "medium", "high", "xhigh"]
@@ -24,9 +25,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class AudioFormat(_Strict):
+class PcmFormat(_Strict):
+    """Little-endian PCM16 at 16 or 24 kHz."""
+
     type: Literal["audio/pcm"] = "audio/pcm"
     rate: Literal[16000, 24000] = 24_000
+
+
+class PcmuFormat(_Strict):
+    """G.711 μ-law, 8 kHz (telephony)."""
+
+    type: Literal["audio/pcmu"] = "audio/pcmu"
+
+    @property
+    def rate(self) -> int:
+        return G711_SAMPLE_RATE
+
+
+class PcmaFormat(_Strict):
+    """G.711 A-law, 8 kHz (telephony)."""
+
+    type: Literal["audio/pcma"] = "audio/pcma"
+
+    @property
+    def rate(self) -> int:
+        return G711_SAMPLE_RATE
+
+
+AudioFormat = Annotated[PcmFormat | PcmuFormat | PcmaFormat, Field(discriminator="type")]
+_AUDIO_FORMAT_TAGS = frozenset({"audio/pcm", "audio/pcmu", "audio/pcma"})
 
 
 class ServerVad(_Strict):
@@ -59,6 +86,7 @@ class SemanticVad(_Strict):
 
 TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
 _TURN_DETECTION_TAGS = frozenset({"server_vad", "semantic_vad"})
+_UNION_TAGS = _TURN_DETECTION_TAGS | _AUDIO_FORMAT_TAGS
 
 
 class InputTranscription(_Strict):
@@ -70,14 +98,14 @@ class InputTranscription(_Strict):
 
 
 class InputAudio(_Strict):
-    format: AudioFormat = Field(default_factory=AudioFormat)
+    format: AudioFormat = Field(default_factory=PcmFormat)
     turn_detection: TurnDetection | None = Field(default_factory=ServerVad)
     transcription: InputTranscription | None = None
     noise_reduction: None = None
 
 
 class OutputAudio(_Strict):
-    format: AudioFormat = Field(default_factory=AudioFormat)
+    format: AudioFormat = Field(default_factory=PcmFormat)
     voice: str | None = None
     speed: Annotated[float, Field(ge=0.25, le=1.5)] = 1.0
 
@@ -202,5 +230,5 @@ def apply_session_update(current: SessionConfig, patch: Any, event_id: str | Non
         return SessionConfig.model_validate(merged)
     except Exception as exc:
         raise ProtocolError.from_validation(
-            exc, prefix="session", event_id=event_id, union_tags=_TURN_DETECTION_TAGS
+            exc, prefix="session", event_id=event_id, union_tags=_UNION_TAGS
         ) from exc

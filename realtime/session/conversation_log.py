@@ -17,12 +17,14 @@ from realtime.conversation import (
 from realtime.engines.base import EngineRequest, InputTranscription
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
+from realtime.protocol.audio_codec import decode_audio
 from realtime.protocol.errors import ProtocolError
+from realtime.protocol.session_config import AudioFormat
 from realtime.session.outbox import Outbox
 from realtime.turns.turn_audio import audio_item_from_pcm
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.chunking import MAX_ENGINE_CHUNK_S
-from tokenizer.pcm import AudioFormatError, pcm16_from_base64
+from tokenizer.pcm import AudioFormatError
 from tokenizer.resample import StreamResampler
 
 _ALLOWED_CONTENT = {
@@ -87,7 +89,7 @@ class ConversationLog:
         self.items.append(item)
         return previous
 
-    def create(self, event: ce.ConversationItemCreate, input_rate: int) -> None:
+    def create(self, event: ce.ConversationItemCreate, input_format: AudioFormat) -> None:
         """``conversation.item.create``: a user, system or assistant message from the client."""
         spec = event.item
         item_id = spec.id or ev.new_id("item")
@@ -96,7 +98,7 @@ class ConversationLog:
                 "item_already_exists", f"an item with id {item_id} exists", "item.id",
                 event.event_id,
             )  # fmt: skip
-        item = _item_from_spec(spec, item_id, input_rate, event.event_id)
+        item = _item_from_spec(spec, item_id, input_format, event.event_id)
         previous = self.previous_item_id()
         if event.previous_item_id is not None and event.previous_item_id != previous:
             raise ProtocolError(
@@ -158,7 +160,7 @@ class ConversationLog:
 
 
 def _item_from_spec(
-    spec: ce.MessageItem, item_id: str, input_rate: int, event_id: str | None
+    spec: ce.MessageItem, item_id: str, input_format: AudioFormat, event_id: str | None
 ) -> ConversationItem:
     for index, part in enumerate(spec.content):
         if part.type not in _ALLOWED_CONTENT[spec.role]:
@@ -177,10 +179,10 @@ def _item_from_spec(
         return AssistantItem(item_id, "".join(texts + transcripts), status="completed")
     if audios:
         try:
-            pcm = np.concatenate([pcm16_from_base64(a) for a in audios])
+            pcm = np.concatenate([decode_audio(a, input_format) for a in audios])
         except AudioFormatError as exc:
             raise ProtocolError("invalid_audio", str(exc), "item.content", event_id) from None
-        resampler = StreamResampler(input_rate, ENGINE_SAMPLE_RATE)
+        resampler = StreamResampler(input_format.rate, ENGINE_SAMPLE_RATE)
         pcm16k = np.concatenate([resampler.process(pcm), resampler.flush()])
         return audio_item_from_pcm(item_id, pcm16k, MAX_ENGINE_CHUNK_S)
     if not texts:

@@ -250,6 +250,7 @@ class ResponseManager:
             request=request,
             speaks=speaks,
             output_rate=config.output_rate,
+            output_format=config.audio.output.format,
             frame_ms=settings.frame_ms,
             max_buffered_ms=max_buffered_ms,
             voice=config.audio.output.voice,
@@ -398,7 +399,7 @@ class ResponseManager:
             status_details=status_details,
             usage=wire_usage,
             metadata=active.metadata,
-            output_format={"type": "audio/pcm", "rate": plan.output_rate},
+            output_format=plan.output_format.model_dump(mode="json"),
             voice=plan.voice,
             extensions={"x_turn": x_turn} if status != "in_progress" else None,
         )

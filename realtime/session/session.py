@@ -22,6 +22,7 @@ import numpy as np
 from realtime.conversation import UserAudioItem
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
+from realtime.protocol.audio_codec import decode_audio
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig, apply_session_update
 from realtime.session.conversation_log import ConversationLog
@@ -43,7 +44,7 @@ from realtime.turns.input import (
     UserSpeechStarted,
 )
 from tokenizer import ENGINE_SAMPLE_RATE
-from tokenizer.pcm import AudioFormatError, pcm16_from_base64
+from tokenizer.pcm import AudioFormatError
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class Session:
         match event:
             case ce.InputAudioBufferAppend(audio=audio, event_id=event_id):
                 try:
-                    pcm = pcm16_from_base64(audio)
+                    pcm = decode_audio(audio, self.config.audio.input.format)
                 except AudioFormatError as exc:
                     raise ProtocolError("invalid_audio", str(exc), "audio", event_id) from None
                 try:
@@ -168,7 +169,7 @@ class Session:
                 self.outbox.send_now(ev.cleared())
             case ce.ConversationItemCreate():
                 self.responses.discard_speculative()  # it was made for the history before
-                self.conversation.create(event, self.config.input_rate)
+                self.conversation.create(event, self.config.audio.input.format)
             case ce.ConversationItemDelete(item_id=item_id, event_id=event_id):
                 self.responses.discard_speculative()
                 active = self.responses.active

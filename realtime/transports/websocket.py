@@ -1,17 +1,20 @@
-"""The WebSocket transport: OpenAI Realtime JSON events both ways, audio as base64 PCM16."""
+"""The WebSocket transport: OpenAI Realtime JSON events both ways, audio as base64 PCM16 or
+G.711, as the session's audio format says."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from realtime.protocol import server_events as ev
+from realtime.protocol.audio_codec import encode_audio
+from realtime.protocol.session_config import AudioFormat, PcmFormat
 from realtime.session.outbox import AudioFrame, Outgoing
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
-from tokenizer.pcm import pcm16_to_base64
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +26,13 @@ class WebSocketSink:
 
     def __init__(self, websocket: WebSocket) -> None:
         self._websocket = websocket
+        self.output_format: Callable[[], AudioFormat] = PcmFormat
+        """The session's current output format (set once the session exists)."""
 
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, AudioFrame):
-            event = ev.audio_delta(item.response_id, item.item_id, pcm16_to_base64(item.pcm))
+            audio = encode_audio(item.pcm, self.output_format())
+            event = ev.audio_delta(item.response_id, item.item_id, audio)
         else:
             event = item.event
         await self._websocket.send_text(json.dumps(event, separators=(",", ":")))
@@ -38,7 +44,9 @@ async def serve_websocket(websocket: WebSocket, services: SessionServices) -> No
     await websocket.accept(
         subprotocol=REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in offered else None
     )
-    session = Session(services, WebSocketSink(websocket))
+    sink = WebSocketSink(websocket)
+    session = Session(services, sink)
+    sink.output_format = lambda: session.config.audio.output.format
     await session.start()
     try:
         while True:

@@ -99,3 +99,39 @@ def test_session_wire_form_validates_against_the_openai_model() -> None:
     wire = SessionConfig(model="echo-pocketsphinx").wire()
     parsed = RealtimeSessionCreateRequest.model_validate(wire)
     assert parsed.audio is not None and parsed.audio.input is not None
+
+
+def test_g711_formats_are_8khz_and_validate_against_openai_models() -> None:
+    from openai.types.realtime import RealtimeSessionCreateRequest
+
+    audio = {
+        "input": {"format": {"type": "audio/pcmu"}},
+        "output": {"format": {"type": "audio/pcma"}},
+    }
+    patch = {"audio": audio}
+    config = apply_session_update(SessionConfig(), patch, None)
+    assert (config.input_rate, config.output_rate) == (8_000, 8_000)
+    wire = config.wire()
+    assert wire["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert wire["audio"]["output"]["format"] == {"type": "audio/pcma"}
+    RealtimeSessionCreateRequest.model_validate({k: wire[k] for k in ("type", "audio")})
+    pcm16k = {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}
+    back = apply_session_update(config, {"audio": pcm16k}, None)
+    assert back.input_rate == 16_000
+
+
+def test_an_unknown_audio_format_is_refused_by_its_parameter_path() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        apply_session_update(
+            SessionConfig(), {"audio": {"input": {"format": {"type": "audio/g729"}}}}, "e1"
+        )
+    assert caught.value.param is not None and caught.value.param.startswith(
+        "session.audio.input.format"
+    )
+    with pytest.raises(ProtocolError) as caught:
+        apply_session_update(
+            SessionConfig(),
+            {"audio": {"input": {"format": {"type": "audio/pcmu", "rate": 16000}}}},
+            "e2",
+        )
+    assert caught.value.param == "session.audio.input.format.rate"
