@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 from realtime.server.page import page_routes
 from realtime.server.resources import ServiceOptions, open_services
 from realtime.session.services import SessionServices
+from realtime.transports.twilio import TWILIO_MEDIA_STREAM_PATH, serve_twilio_media_stream
 from realtime.transports.webrtc.calls import WebRtcCalls
 from realtime.transports.webrtc.endpoints import (
     CALLS_PATH,
@@ -59,6 +60,9 @@ def create_app(options: ServiceOptions) -> Starlette:
     async def realtime_websocket(websocket: WebSocket) -> None:
         await serve_websocket(websocket, services_of(websocket))
 
+    async def twilio_media_stream(websocket: WebSocket) -> None:
+        await serve_twilio_media_stream(websocket, services_of(websocket))
+
     def calls_of(request: Request) -> WebRtcCalls:
         calls: WebRtcCalls = request.app.state.webrtc_calls
         return calls
@@ -79,6 +83,8 @@ def create_app(options: ServiceOptions) -> Starlette:
         Route(CALLS_PATH, webrtc_call, methods=["POST"]),
         Route(CALLS_PATH + "/{call_id}/hangup", webrtc_hang_up, methods=["POST"]),
         Route("/v1/realtime/ice-servers", webrtc_ice_servers, methods=["GET"]),
+        # Phone calls: Twilio's <Connect><Stream> (see README, "Phone calls").
+        WebSocketRoute(TWILIO_MEDIA_STREAM_PATH, twilio_media_stream),
         *page_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
