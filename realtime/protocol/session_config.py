@@ -97,11 +97,18 @@ class InputTranscription(_Strict):
     prompt: str | None = None
 
 
+class NoiseReduction(_Strict):
+    """Input noise reduction before the VAD and the engine (null: off). ``near_field`` for a
+    headset or phone held to the mouth, ``far_field`` (stronger) for a laptop or room mic."""
+
+    type: Literal["near_field", "far_field"]
+
+
 class InputAudio(_Strict):
     format: AudioFormat = Field(default_factory=PcmFormat)
     turn_detection: TurnDetection | None = Field(default_factory=ServerVad)
     transcription: InputTranscription | None = None
-    noise_reduction: None = None
+    noise_reduction: NoiseReduction | None = None
 
 
 class OutputAudio(_Strict):

@@ -31,6 +31,7 @@ from realtime.session.responses import ResponseManager
 from realtime.session.services import SessionServices, TransportSink
 from realtime.session.timings import TurnTimings
 from realtime.turns.audio_buffer import InputBufferFull
+from realtime.turns.denoise import NOISE_REDUCTION_STAGE, noise_reduction_stage
 from realtime.turns.input import (
     IdleTimeout,
     ReplyPaused,
@@ -85,6 +86,7 @@ class Session:
             observe_lag=services.metrics.input_lag_seconds.observe,
         )
         self.input.configure(self.config.audio.input.turn_detection)
+        self._configure_noise_reduction(None)
         self._engine = services.engine.open_session()
         self.responses = ResponseManager(
             services,
@@ -210,13 +212,19 @@ class Session:
 
     def _update_session(self, patch: dict[str, Any], event_id: str | None) -> None:
         updated = apply_session_update(self.config, patch, event_id)
-        self.config = updated
+        previous, self.config = self.config, updated
+        self._configure_noise_reduction(previous)
         self.outbox.sample_rate = updated.output_rate
         self.input.configure(updated.audio.input.turn_detection)
         if updated.audio.input.turn_detection is None:
             self._stop_prefill()
             self.responses.discard_speculative()
         self.outbox.send_now(ev.session_updated(updated.wire()))
+
+    def _configure_noise_reduction(self, previous: SessionConfig | None) -> None:
+        wanted = self.config.audio.input.noise_reduction
+        if previous is None or previous.audio.input.noise_reduction != wanted:
+            self.input.set_stage(NOISE_REDUCTION_STAGE, noise_reduction_stage(wanted))
 
     # -- turn events ---------------------------------------------------------------------
 
