@@ -128,6 +128,7 @@ class TwilioSink:
         if name in self.pending_marks:
             self.pending_marks.remove(name)
             self.played_marks += 1
+            log.debug("twilio stream %s: reply %s played out", self.stream_sid, name)
         else:
             log.debug("twilio stream %s: unknown mark %r", self.stream_sid, name)
 
