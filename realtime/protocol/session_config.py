@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from realtime.protocol.errors import ProtocolError
 from tokenizer.g711 import G711_SAMPLE_RATE
@@ -52,7 +52,18 @@ class PcmaFormat(_Strict):
         return G711_SAMPLE_RATE
 
 
-AudioFormat = Annotated[PcmFormat | PcmuFormat | PcmaFormat, Field(discriminator="type")]
+def _format_tag(value: Any) -> str:
+    """A format's ``type``; absent means PCM, as in OpenAI's models where it is optional."""
+    found = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return str(found) if found is not None else "audio/pcm"
+
+
+AudioFormat = Annotated[
+    Annotated[PcmFormat, Tag("audio/pcm")]
+    | Annotated[PcmuFormat, Tag("audio/pcmu")]
+    | Annotated[PcmaFormat, Tag("audio/pcma")],
+    Discriminator(_format_tag),
+]
 _AUDIO_FORMAT_TAGS = frozenset({"audio/pcm", "audio/pcmu", "audio/pcma"})
 
 
