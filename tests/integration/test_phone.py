@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,20 @@ async def test_a_g711_turn_over_the_realtime_websocket_gets_g711_reply_audio(  #
 
 
 # -- Twilio Media Streams ---------------------------------------------------------------------
+
+# Every reply several seconds long, whatever pocketsphinx makes of narrowband speech, so that
+# the caller can talk over it.
+LONG_REPLY = (
+    "You said: {transcript}. Let me read the whole list back to you, item by item, slowly,"
+    " from the very top, so that nothing is missed along the way."
+)
+
+
+@pytest.fixture(scope="module")
+def phone_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    log = tmp_path_factory.mktemp("phone") / "serve.log"
+    with ServiceProcess("--echo-reply", LONG_REPLY, log_path=log) as service:
+        yield service
 
 
 @dataclass
@@ -158,9 +173,9 @@ class FakeTwilio:
 
 
 async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_on_barge_in(  # type: ignore[no-untyped-def]
-    echo_service: ServiceProcess, say
+    phone_service: ServiceProcess, say
 ) -> None:
-    url = f"ws://127.0.0.1:{echo_service.port}/v1/twilio/media-stream"
+    url = f"ws://127.0.0.1:{phone_service.port}/v1/twilio/media-stream"
     first = say("Hello, I am calling about my order.", RATE)
     second = say("Could you read me the whole list of the items in my order please?", RATE)
     interruption = say("No, stop, stop that, I want to speak to a person.", RATE)
