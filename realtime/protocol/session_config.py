@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from realtime.protocol.errors import ProtocolError
+from tokenizer.g711 import G711_SAMPLE_RATE
 
 SUPPORTED_RATES = (16_000, 24_000)
 ReasoningEffort = Literal["minimal", "low", "medium", "high", "xhigh"]
@@ -24,9 +33,46 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class AudioFormat(_Strict):
+class PcmFormat(_Strict):
+    """Little-endian PCM16 at 16 or 24 kHz."""
+
     type: Literal["audio/pcm"] = "audio/pcm"
     rate: Literal[16000, 24000] = 24_000
+
+
+class PcmuFormat(_Strict):
+    """G.711 μ-law, 8 kHz (telephony)."""
+
+    type: Literal["audio/pcmu"] = "audio/pcmu"
+
+    @property
+    def rate(self) -> int:
+        return G711_SAMPLE_RATE
+
+
+class PcmaFormat(_Strict):
+    """G.711 A-law, 8 kHz (telephony)."""
+
+    type: Literal["audio/pcma"] = "audio/pcma"
+
+    @property
+    def rate(self) -> int:
+        return G711_SAMPLE_RATE
+
+
+def _format_tag(value: Any) -> str:
+    """A format's ``type``; absent means PCM, as in OpenAI's models where it is optional."""
+    found = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return str(found) if found is not None else "audio/pcm"
+
+
+AudioFormat = Annotated[
+    Annotated[PcmFormat, Tag("audio/pcm")]
+    | Annotated[PcmuFormat, Tag("audio/pcmu")]
+    | Annotated[PcmaFormat, Tag("audio/pcma")],
+    Discriminator(_format_tag),
+]
+_AUDIO_FORMAT_TAGS = frozenset({"audio/pcm", "audio/pcmu", "audio/pcma"})
 
 
 class ServerVad(_Strict):
@@ -59,6 +105,7 @@ class SemanticVad(_Strict):
 
 TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
 _TURN_DETECTION_TAGS = frozenset({"server_vad", "semantic_vad"})
+_UNION_TAGS = _TURN_DETECTION_TAGS | _AUDIO_FORMAT_TAGS
 
 
 class InputTranscription(_Strict):
@@ -69,15 +116,22 @@ class InputTranscription(_Strict):
     prompt: str | None = None
 
 
+class NoiseReduction(_Strict):
+    """Input noise reduction before the VAD and the engine (null: off). ``near_field`` for a
+    headset or phone held to the mouth, ``far_field`` (stronger) for a laptop or room mic."""
+
+    type: Literal["near_field", "far_field"]
+
+
 class InputAudio(_Strict):
-    format: AudioFormat = Field(default_factory=AudioFormat)
+    format: AudioFormat = Field(default_factory=PcmFormat)
     turn_detection: TurnDetection | None = Field(default_factory=ServerVad)
     transcription: InputTranscription | None = None
-    noise_reduction: None = None
+    noise_reduction: NoiseReduction | None = None
 
 
 class OutputAudio(_Strict):
-    format: AudioFormat = Field(default_factory=AudioFormat)
+    format: AudioFormat = Field(default_factory=PcmFormat)
     voice: str | None = None
     speed: Annotated[float, Field(ge=0.25, le=1.5)] = 1.0
 
@@ -238,5 +292,5 @@ def apply_session_update(current: SessionConfig, patch: Any, event_id: str | Non
         ) from None
     except Exception as exc:
         raise ProtocolError.from_validation(
-            exc, prefix="session", event_id=event_id, union_tags=_TURN_DETECTION_TAGS
+            exc, prefix="session", event_id=event_id, union_tags=_UNION_TAGS
         ) from exc

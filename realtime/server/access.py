@@ -16,3 +16,5 @@ class AccessOptions:
     metrics_token: str | None = None
     allowed_origins: tuple[str, ...] = ()
     limits: AdmissionLimits = field(default_factory=AdmissionLimits)
+    twilio_auth_token: str | None = None
+    """With API keys on, phone calls are admitted on a valid ``X-Twilio-Signature``."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from realtime.server.access import AccessOptions
 from realtime.server.admission import AdmissionLimits
 from realtime.server.auth import KEYS_ENVIRONMENT_VARIABLE, ApiKeyFileError, ApiKeys
+from realtime.server.twilio_signature import AUTH_TOKEN_VARIABLE
 from realtime.session.rate_limits import RateLimits
 
 METRICS_TOKEN_VARIABLE = "STEP_REALTIME_METRICS_TOKEN"
@@ -72,6 +73,12 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         f"{limits.audio_burst_s:g} s burst (default: %(default)s)",
     )  # fmt: skip
     access.add_argument(
+        "--twilio-auth-token", default=os.environ.get(AUTH_TOKEN_VARIABLE),
+        help="with API keys on, phone calls (/v1/twilio/media-stream, which Twilio opens "
+        "without our key) are admitted on a valid X-Twilio-Signature made with this token "
+        f"(default: ${AUTH_TOKEN_VARIABLE}; unset: the route needs an API key)",
+    )  # fmt: skip
+    access.add_argument(
         "--drain-timeout-s", type=float, default=30.0,
         help="on SIGTERM/SIGINT, how long replies being spoken may take to finish before "
         "every session is closed (default: %(default)s)",
@@ -100,6 +107,7 @@ def access_options_from(args: argparse.Namespace) -> AccessOptions:
         keys=keys,
         metrics_token=args.metrics_token or None,
         allowed_origins=tuple(args.allowed_origin),
+        twilio_auth_token=args.twilio_auth_token or None,
         limits=AdmissionLimits(
             max_sessions=args.max_sessions or None,
             max_sessions_per_key=args.max_sessions_per_key or None,

@@ -22,7 +22,9 @@ from realtime.server.gate import Admitted, Caller, Gate, Refusal
 from realtime.server.origins import OriginPolicy
 from realtime.server.page import page_routes
 from realtime.server.resources import ServiceOptions, open_services
+from realtime.server.twilio_signature import SIGNATURE_HEADER, valid_twilio_signature
 from realtime.session.services import SessionServices
+from realtime.transports.twilio import TWILIO_MEDIA_STREAM_PATH, serve_twilio_media_stream
 from realtime.transports.webrtc.calls import WebRtcCalls
 from realtime.transports.webrtc.endpoints import (
     CALLS_PATH,
@@ -139,6 +141,28 @@ def create_app(options: ServiceOptions, access: AccessOptions | None = None) -> 
         finally:
             admitted.slot.release()
 
+    async def twilio_media_stream(websocket: WebSocket) -> None:
+        gate = gate_of(websocket)
+        vouched = None
+        if access.twilio_auth_token and gate.keys:
+            # Twilio signs the URL it connected to (wss://, as Twilio only connects over TLS).
+            url = f"wss://{websocket.headers.get('host', '')}{websocket.url.path}"
+            if websocket.url.query:
+                url += f"?{websocket.url.query}"
+            signature = websocket.headers.get(SIGNATURE_HEADER)
+            if valid_twilio_signature(access.twilio_auth_token, url, signature):
+                vouched = "twilio"
+        admitted = gate.admit(websocket.headers, vouched_for=vouched)
+        if isinstance(admitted, Refusal):
+            await websocket.send_denial_response(admitted.response())
+            return
+        try:
+            await serve_twilio_media_stream(
+                websocket, services_of(websocket), on_session=admitted.slot.attach
+            )
+        finally:
+            admitted.slot.release()
+
     def calls_of(request: Request) -> WebRtcCalls:
         calls: WebRtcCalls = request.app.state.webrtc_calls
         return calls
@@ -182,6 +206,8 @@ def create_app(options: ServiceOptions, access: AccessOptions | None = None) -> 
         Route(CALLS_PATH, webrtc_call, methods=["POST"]),
         Route(CALLS_PATH + "/{call_id}/hangup", webrtc_hang_up, methods=["POST"]),
         Route("/v1/realtime/ice-servers", webrtc_ice_servers, methods=["GET"]),
+        # Phone calls: Twilio's <Connect><Stream> (see README, "Phone calls").
+        WebSocketRoute(TWILIO_MEDIA_STREAM_PATH, twilio_media_stream),
         *page_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -104,10 +104,16 @@ class Gate:
         return Caller(name)
 
     def admit(
-        self, headers: Mapping[str, str], subprotocols: Sequence[str] = ()
+        self,
+        headers: Mapping[str, str],
+        subprotocols: Sequence[str] = (),
+        *,
+        vouched_for: str | None = None,
     ) -> Admitted | Refusal:
-        """A session may open: a slot is taken (the caller releases it when it ends)."""
-        outcome = self._check(headers, subprotocols)
+        """A session may open: a slot is taken (the caller releases it when it ends).
+        ``vouched_for``: the caller was authenticated another way (a Twilio signature),
+        under this name for its limits."""
+        outcome = self._check(headers, subprotocols, vouched_for)
         if isinstance(outcome, Refusal):
             self._metrics.sessions_refused_total.labels(reason=outcome.code).inc()
         return outcome
@@ -121,7 +127,9 @@ class Gate:
         caller = self.identify(headers, allow_client_secret=False)
         return caller if isinstance(caller, Refusal) else None
 
-    def _check(self, headers: Mapping[str, str], subprotocols: Sequence[str]) -> Admitted | Refusal:
+    def _check(
+        self, headers: Mapping[str, str], subprotocols: Sequence[str], vouched_for: str | None
+    ) -> Admitted | Refusal:
         if self.draining:
             return Refusal(
                 503, "server_shutting_down", "the service is shutting down; connect again "
@@ -133,7 +141,7 @@ class Gate:
                 403, "origin_not_allowed",
                 f"origin {headers.get('origin')!r} may not open sessions on this service",
             )  # fmt: skip
-        caller = self.identify(headers, subprotocols)
+        caller = Caller(vouched_for) if vouched_for else self.identify(headers, subprotocols)
         if isinstance(caller, Refusal):
             return caller
         if (problem := self._engine_problem()) is not None:

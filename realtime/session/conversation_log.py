@@ -19,12 +19,14 @@ from realtime.conversation import (
 from realtime.engines.base import EngineRequest, InputTranscription, ToolChoice, ToolSpec
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
+from realtime.protocol.audio_codec import decode_audio, encode_audio
 from realtime.protocol.errors import ProtocolError
+from realtime.protocol.session_config import AudioFormat
 from realtime.session.outbox import Outbox
 from realtime.turns.turn_audio import audio_item_from_pcm
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.chunking import MAX_ENGINE_CHUNK_S
-from tokenizer.pcm import AudioFormatError, pcm16_from_base64, pcm16_to_base64
+from tokenizer.pcm import AudioFormatError
 from tokenizer.resample import StreamResampler, resample
 
 _ALLOWED_CONTENT = {
@@ -111,7 +113,7 @@ class ConversationLog:
         self.items.append(item)
         return previous
 
-    def create(self, event: ce.ConversationItemCreate, input_rate: int) -> None:
+    def create(self, event: ce.ConversationItemCreate, input_format: AudioFormat) -> None:
         """``conversation.item.create``: a user, system or assistant message from the client,
         a function call, or the output of a function call the model made."""
         spec = event.item
@@ -121,7 +123,7 @@ class ConversationLog:
                 "item_already_exists", f"an item with id {item_id} exists", "item.id",
                 event.event_id,
             )  # fmt: skip
-        item = self._item_from_spec(spec, item_id, input_rate, event.event_id)
+        item = self._item_from_spec(spec, item_id, input_format, event.event_id)
         previous = self.previous_item_id()
         if event.previous_item_id is not None and event.previous_item_id != previous:
             raise ProtocolError(
@@ -156,7 +158,7 @@ class ConversationLog:
         raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id", event_id)
 
     def input_context(
-        self, specs: list[ce.InputItem], input_rate: int, event_id: str | None
+        self, specs: list[ce.InputItem], input_format: AudioFormat, event_id: str | None
     ) -> tuple[ConversationItem, ...]:
         """A response's ``input``: its items, and references to items of the conversation.
         Nothing is added to the conversation."""
@@ -176,18 +178,18 @@ class ConversationLog:
                 context.append(FunctionCallOutputItem(spec.id or ev.new_id("item"), spec.call_id,
                                                       spec.output))  # fmt: skip
             else:
-                context.append(_message_from_spec(spec, spec.id or ev.new_id("item"), input_rate,
-                                                  event_id))  # fmt: skip
+                context.append(_message_from_spec(spec, spec.id or ev.new_id("item"),
+                                                  input_format, event_id))  # fmt: skip
         return tuple(context)
 
-    def retrieve(self, item_id: str, event_id: str | None, input_rate: int) -> None:
+    def retrieve(self, item_id: str, event_id: str | None, input_format: AudioFormat) -> None:
         """``conversation.item.retrieve``: the server's copy of an item, a user turn's audio
         included (as the VAD cut it, at the session's input rate)."""
         item = next((i for i in self.items if i.id == item_id), None)
         if item is None:
             raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id",
                                 event_id)  # fmt: skip
-        self._outbox.send_now(ev.item_retrieved(_wire_item(item, input_rate)))
+        self._outbox.send_now(ev.item_retrieved(_wire_item(item, input_format)))
 
     def assistant_item(self, item_id: str, event_id: str | None) -> AssistantItem:
         item = next((i for i in self.items if i.id == item_id), None)
@@ -226,7 +228,7 @@ class ConversationLog:
                 return
 
     def _item_from_spec(
-        self, spec: ce.Item, item_id: str, input_rate: int, event_id: str | None
+        self, spec: ce.Item, item_id: str, input_format: AudioFormat, event_id: str | None
     ) -> ConversationItem:
         if isinstance(spec, ce.FunctionCallItem):
             call_id = spec.call_id or ev.new_id("call")
@@ -245,13 +247,13 @@ class ConversationLog:
                     event_id,
                 )
             return FunctionCallOutputItem(item_id, spec.call_id, spec.output)
-        return _message_from_spec(spec, item_id, input_rate, event_id)
+        return _message_from_spec(spec, item_id, input_format, event_id)
 
 
-def _wire_item(item: ConversationItem, input_rate: int) -> dict[str, Any]:
+def _wire_item(item: ConversationItem, input_format: AudioFormat) -> dict[str, Any]:
     if isinstance(item, UserAudioItem):
-        audio = resample(item.audio(), ENGINE_SAMPLE_RATE, input_rate)
-        part = {"type": "input_audio", "audio": pcm16_to_base64(audio),
+        audio = resample(item.audio(), ENGINE_SAMPLE_RATE, input_format.rate)
+        part = {"type": "input_audio", "audio": encode_audio(audio, input_format),
                 "transcript": item.transcript}  # fmt: skip
         return ev.message_item(item.id, "user", [part])
     if isinstance(item, UserTextItem):
@@ -279,7 +281,7 @@ def _item_bytes(item: ConversationItem) -> int:
 
 
 def _message_from_spec(
-    spec: ce.MessageItem, item_id: str, input_rate: int, event_id: str | None
+    spec: ce.MessageItem, item_id: str, input_format: AudioFormat, event_id: str | None
 ) -> ConversationItem:
     for index, part in enumerate(spec.content):
         if part.type not in _ALLOWED_CONTENT[spec.role]:
@@ -298,10 +300,10 @@ def _message_from_spec(
         return AssistantItem(item_id, "".join(texts + transcripts), status="completed")
     if audios:
         try:
-            pcm = np.concatenate([pcm16_from_base64(a) for a in audios])
+            pcm = np.concatenate([decode_audio(a, input_format) for a in audios])
         except AudioFormatError as exc:
             raise ProtocolError("invalid_audio", str(exc), "item.content", event_id) from None
-        resampler = StreamResampler(input_rate, ENGINE_SAMPLE_RATE)
+        resampler = StreamResampler(input_format.rate, ENGINE_SAMPLE_RATE)
         pcm16k = np.concatenate([resampler.process(pcm), resampler.flush()])
         return audio_item_from_pcm(item_id, pcm16k, MAX_ENGINE_CHUNK_S)
     if not texts:

@@ -29,6 +29,7 @@ from realtime.engines.base import (
     ToolCall,
 )
 from realtime.protocol import server_events as ev
+from realtime.protocol.session_config import AudioFormat, PcmFormat
 from realtime.session.outbox import AudioFrame, Outbox
 from realtime.session.timings import TurnTimings
 from realtime.session.truncation import SpokenSegment, spoken_text
@@ -54,6 +55,8 @@ class ResponsePlan:
     voice: str | None = None
     speed: float = 1.0
     speaking: SpeakingParams = field(default_factory=SpeakingParams)
+    output_format: AudioFormat = field(default_factory=PcmFormat)
+    """What the transport encodes the audio as (at ``output_rate``)."""
 
 
 @dataclass

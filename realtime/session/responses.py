@@ -248,7 +248,9 @@ class ResponseManager:
         tools, tool_choice = self._tools(params, config)
         context = None
         if params.input is not None:
-            context = self._conversation.input_context(params.input, config.input_rate, event_id)
+            context = self._conversation.input_context(
+                params.input, config.audio.input.format, event_id
+            )
         request = self._conversation.engine_request(
             config.instructions if params.instructions is None else params.instructions,
             extra=extra_item,
@@ -273,6 +275,7 @@ class ResponseManager:
             request=request,
             speaks=speaks,
             output_rate=config.output_rate,
+            output_format=config.audio.output.format,
             frame_ms=settings.frame_ms,
             max_buffered_ms=max_buffered_ms,
             voice=config.audio.output.voice,
@@ -473,7 +476,7 @@ class ResponseManager:
             status_details=status_details,
             usage=wire_usage,
             metadata=active.metadata,
-            output_format={"type": "audio/pcm", "rate": plan.output_rate},
+            output_format=plan.output_format.model_dump(mode="json"),
             voice=plan.voice,
             extensions={"x_turn": x_turn} if status != "in_progress" else None,
             conversation_id=self._conversation.id if active.in_conversation else None,

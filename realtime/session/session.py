@@ -22,6 +22,7 @@ import numpy as np
 from realtime.conversation import UserAudioItem
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
+from realtime.protocol.audio_codec import decode_audio
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig, apply_session_update
 from realtime.session.conversation_log import ConversationLog
@@ -32,6 +33,7 @@ from realtime.session.services import SessionServices, TransportClosed, Transpor
 from realtime.session.supervision import Supervisor
 from realtime.session.timings import TurnTimings
 from realtime.turns.audio_buffer import InputBufferFull
+from realtime.turns.denoise import NOISE_REDUCTION_STAGE, noise_reduction_stage
 from realtime.turns.input import (
     IdleTimeout,
     ReplyPaused,
@@ -45,7 +47,7 @@ from realtime.turns.input import (
     UserSpeechStarted,
 )
 from tokenizer import ENGINE_SAMPLE_RATE
-from tokenizer.pcm import AudioFormatError, pcm16_from_base64
+from tokenizer.pcm import AudioFormatError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class Session:
             observe_lag=services.metrics.input_lag_seconds.observe,
         )
         self.input.configure(self.config.audio.input.turn_detection)
+        self._configure_noise_reduction(None)
         self._engine = services.engine.open_session()
         self.responses = ResponseManager(
             services,
@@ -215,7 +218,7 @@ class Session:
         match event:
             case ce.InputAudioBufferAppend(audio=audio, event_id=event_id):
                 try:
-                    pcm = pcm16_from_base64(audio)
+                    pcm = decode_audio(audio, self.config.audio.input.format)
                 except AudioFormatError as exc:
                     raise ProtocolError("invalid_audio", str(exc), "audio", event_id) from None
                 try:
@@ -234,14 +237,14 @@ class Session:
                 self.outbox.send_now(ev.cleared())
             case ce.ConversationItemCreate():
                 self.responses.discard_speculative()  # it was made for the history before
-                self.conversation.create(event, self.config.input_rate)
+                self.conversation.create(event, self.config.audio.input.format)
             case ce.ConversationItemDelete(item_id=item_id, event_id=event_id):
                 self.responses.discard_speculative()
                 active = self.responses.active
                 protected = active.plan.item.id if active is not None else None
                 self.conversation.delete(item_id, event_id, protected_id=protected)
             case ce.ConversationItemRetrieve(item_id=item_id, event_id=event_id):
-                self.conversation.retrieve(item_id, event_id, self.config.input_rate)
+                self.conversation.retrieve(item_id, event_id, self.config.audio.input.format)
             case ce.ConversationItemTruncate(item_id=item_id, event_id=event_id):
                 self.conversation.assistant_item(item_id, event_id)  # exists, or an error
                 active = self.responses.active
@@ -277,13 +280,19 @@ class Session:
 
     def _update_session(self, patch: dict[str, Any], event_id: str | None) -> None:
         updated = apply_session_update(self.config, patch, event_id)
-        self.config = updated
+        previous, self.config = self.config, updated
+        self._configure_noise_reduction(previous)
         self.outbox.sample_rate = updated.output_rate
         self.input.configure(updated.audio.input.turn_detection)
         if updated.audio.input.turn_detection is None:
             self._stop_prefill()
             self.responses.discard_speculative()
         self.outbox.send_now(ev.session_updated(updated.wire()))
+
+    def _configure_noise_reduction(self, previous: SessionConfig | None) -> None:
+        wanted = self.config.audio.input.noise_reduction
+        if previous is None or previous.audio.input.noise_reduction != wanted:
+            self.input.set_stage(NOISE_REDUCTION_STAGE, noise_reduction_stage(wanted))
 
     # -- turn events ---------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The WebSocket transport: OpenAI Realtime JSON events both ways, audio as base64 PCM16."""
+"""The WebSocket transport: OpenAI Realtime JSON events both ways, audio as base64 PCM16 or
+G.711, as the session's audio format says."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from collections.abc import Callable
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from realtime.protocol import server_events as ev
-from realtime.protocol.session_config import SessionConfig
+from realtime.protocol.audio_codec import encode_audio
+from realtime.protocol.session_config import AudioFormat, PcmFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
 from realtime.session.services import SessionServices, TransportClosed
 from realtime.session.session import Session
-from tokenizer.pcm import pcm16_to_base64
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,13 @@ class WebSocketSink:
 
     def __init__(self, websocket: WebSocket) -> None:
         self._websocket = websocket
+        self.output_format: Callable[[], AudioFormat] = PcmFormat
+        """The session's current output format (set once the session exists)."""
 
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, AudioFrame):
-            event = ev.audio_delta(item.response_id, item.item_id, pcm16_to_base64(item.pcm))
+            audio = encode_audio(item.pcm, self.output_format())
+            event = ev.audio_delta(item.response_id, item.item_id, audio)
         else:
             event = item.event
         text = json.dumps(event, separators=(",", ":"))
@@ -58,7 +62,9 @@ async def serve_websocket(
     await websocket.accept(
         subprotocol=REALTIME_SUBPROTOCOL if REALTIME_SUBPROTOCOL in offered else None
     )
-    session = Session(services, WebSocketSink(websocket), config=config)
+    sink = WebSocketSink(websocket)
+    session = Session(services, sink, config=config)
+    sink.output_format = lambda: session.config.audio.output.format
     if on_session is not None:
         on_session(session)
     await session.start()

@@ -243,6 +243,14 @@ class TurnInput:
             self._abandon_turn()
             self._skip_vad_until(self.buffer.end)
 
+    def set_stage(self, name: str, stage: AudioStage | None) -> None:
+        """Put ``stage`` in place of the 16 kHz stage called ``name`` (at the end of the chain
+        if there is none); None removes it."""
+        kept = [s if s.name != name else stage for s in self._stages]
+        if stage is not None and all(s.name != name for s in self._stages):
+            kept.append(stage)
+        self._stages = tuple(s for s in kept if s is not None)
+
     # -- input -------------------------------------------------------------------------------
 
     def append(self, pcm: np.ndarray, sample_rate: int) -> None:

@@ -14,11 +14,13 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from realtime.server.twilio_signature import twilio_signature
 from tests.realtime.transports.offers import make_offer
 from tests.support.service import ServiceProcess
 
 KEY_A = "sk-test-alpha-4f9c2e7d1b"
 KEY_B = "sk-test-bravo-8a3d6c0e5f"
+TWILIO_TOKEN = "twilio-auth-token-5d1c"
 METRICS_TOKEN = "metrics-token-9e1f"
 APP_ORIGIN = "https://app.example.com"
 
@@ -29,6 +31,7 @@ def keyed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceP
     with ServiceProcess(
         "--api-key", KEY_A, "--max-sessions", "3", "--max-sessions-per-key", "2",
         "--allowed-origin", APP_ORIGIN, "--metrics-token", METRICS_TOKEN,
+        "--twilio-auth-token", TWILIO_TOKEN,
         "--turn-detection", "server_vad",
         log_path=log, env={"STEP_REALTIME_API_KEYS": KEY_B},
     ) as service:  # fmt: skip
@@ -232,8 +235,25 @@ async def test_a_webrtc_offer_that_never_connects_holds_a_slot_until_it_is_freed
         assert time.monotonic() - started < 15
 
 
+async def test_phone_calls_need_twilios_signature_or_a_key(keyed_service: ServiceProcess) -> None:
+    path = "/v1/twilio/media-stream"
+    url = f"ws://127.0.0.1:{keyed_service.port}{path}"
+    signed_url = f"wss://127.0.0.1:{keyed_service.port}{path}"
+    for headers in ({}, {"X-Twilio-Signature": twilio_signature("wrong-token", signed_url)}):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, additional_headers=headers, open_timeout=10):
+                pass
+        assert refused.value.response.status_code == 401
+    for headers in (
+        {"X-Twilio-Signature": twilio_signature(TWILIO_TOKEN, signed_url)},
+        {"Authorization": f"Bearer {KEY_A}"},
+    ):
+        async with connect(url, additional_headers=headers, open_timeout=10) as ws:
+            await ws.send(json.dumps({"event": "connected", "protocol": "Call"}))
+
+
 def test_no_key_reaches_the_log(keyed_service: ServiceProcess) -> None:
     text = keyed_service.log_path.read_text(errors="replace")
     assert "401" in text  # the refused handshakes were logged
-    for secret in (KEY_A, KEY_B, METRICS_TOKEN):
+    for secret in (KEY_A, KEY_B, METRICS_TOKEN, TWILIO_TOKEN):
         assert secret not in text

@@ -117,3 +117,39 @@ def test_session_tools_and_tool_choice_are_kept_and_checked() -> None:
     with pytest.raises(ProtocolError) as mcp:
         apply_session_update(updated, {"tools": [{"type": "mcp", "server_label": "x"}]}, None)
     assert mcp.value.param is not None and mcp.value.param.startswith("session.tools")
+
+
+def test_g711_formats_are_8khz_and_validate_against_openai_models() -> None:
+    from openai.types.realtime import RealtimeSessionCreateRequest
+
+    audio = {
+        "input": {"format": {"type": "audio/pcmu"}},
+        "output": {"format": {"type": "audio/pcma"}},
+    }
+    patch = {"audio": audio}
+    config = apply_session_update(SessionConfig(), patch, None)
+    assert (config.input_rate, config.output_rate) == (8_000, 8_000)
+    wire = config.wire()
+    assert wire["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert wire["audio"]["output"]["format"] == {"type": "audio/pcma"}
+    RealtimeSessionCreateRequest.model_validate({k: wire[k] for k in ("type", "audio")})
+    pcm16k = {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}
+    back = apply_session_update(config, {"audio": pcm16k}, None)
+    assert back.input_rate == 16_000
+
+
+def test_an_unknown_audio_format_is_refused_by_its_parameter_path() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        apply_session_update(
+            SessionConfig(), {"audio": {"input": {"format": {"type": "audio/g729"}}}}, "e1"
+        )
+    assert caught.value.param is not None and caught.value.param.startswith(
+        "session.audio.input.format"
+    )
+    with pytest.raises(ProtocolError) as caught:
+        apply_session_update(
+            SessionConfig(),
+            {"audio": {"input": {"format": {"type": "audio/pcmu", "rate": 16000}}}},
+            "e2",
+        )
+    assert caught.value.param == "session.audio.input.format.rate"

@@ -1,0 +1,252 @@
+"""The phone transport: Twilio Media Streams (``<Connect><Stream>``) over a WebSocket.
+
+Twilio sends ``connected``, ``start`` (the stream's ``streamSid``), ``media`` (base64 μ-law at
+8 kHz, 20 ms a message), ``mark`` (a mark of ours whose audio has been played, or dropped by
+a ``clear``), ``dtmf`` and ``stop``. This side sends ``media`` (the reply, μ-law 8 kHz, paced
+by the session's outbox), a ``mark`` after each reply's audio, and ``clear`` when a reply
+is cut off (a barge-in), so that Twilio drops the audio it still holds.
+
+Underneath is the same ``Session`` as for the realtime WebSocket, with G.711 μ-law as its
+input and output format. Twilio cannot show OpenAI events: they are dropped here, and
+errors are logged and counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from realtime.protocol.errors import ProtocolError
+from realtime.protocol.session_config import PcmuFormat, SessionConfig
+from realtime.session.outbox import AudioFrame, Outgoing
+from realtime.session.services import SessionServices, TransportClosed
+from realtime.session.session import Session
+from tokenizer.g711 import G711_SAMPLE_RATE, ulaw_decode, ulaw_encode
+
+log = logging.getLogger(__name__)
+
+TWILIO_MEDIA_STREAM_PATH = "/v1/twilio/media-stream"
+
+# Marks sent and not yet played; Twilio echoes each one, so this only grows when it does not.
+_MAX_PENDING_MARKS = 64
+
+
+class TwilioProtocolError(ValueError):
+    """A message that is not what Twilio's Media Streams protocol sends."""
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    stream_sid: str
+    call_sid: str
+    custom_parameters: dict[str, str]
+
+
+def parse_message(raw: str | bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TwilioProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict) or not isinstance(message.get("event"), str):
+        raise TwilioProtocolError("a Media Streams message is an object with an 'event'")
+    return message
+
+
+def parse_start(message: dict[str, Any]) -> StreamStart:
+    start = message.get("start")
+    stream_sid = message.get("streamSid") or (start or {}).get("streamSid")
+    if not isinstance(start, dict) or not isinstance(stream_sid, str) or not stream_sid:
+        raise TwilioProtocolError("'start' needs a 'start' object and a 'streamSid'")
+    media_format = start.get("mediaFormat") or {}
+    encoding = media_format.get("encoding", "audio/x-mulaw")
+    rate = media_format.get("sampleRate", G711_SAMPLE_RATE)
+    if encoding != "audio/x-mulaw" or rate != G711_SAMPLE_RATE:
+        raise TwilioProtocolError(f"unsupported media format {encoding} at {rate} Hz")
+    parameters = start.get("customParameters") or {}
+    return StreamStart(
+        stream_sid=stream_sid,
+        call_sid=str(start.get("callSid", "")),
+        custom_parameters={str(k): str(v) for k, v in parameters.items()},
+    )
+
+
+def media_payload(message: dict[str, Any]) -> bytes:
+    media = message.get("media")
+    payload = media.get("payload") if isinstance(media, dict) else None
+    if not isinstance(payload, str):
+        raise TwilioProtocolError("'media' needs media.payload (base64 μ-law)")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise TwilioProtocolError(f"media.payload is not valid base64 ({exc})") from None
+
+
+class TwilioSink:
+    """The session's ``TransportSink`` on a Twilio stream: audio as ``media``, a ``mark``
+    after each reply, ``clear`` when a reply that was heard is cancelled."""
+
+    name = "twilio"
+
+    def __init__(self, websocket: WebSocket, stream_sid: str) -> None:
+        self._websocket = websocket
+        self.stream_sid = stream_sid
+        self._audible: set[str] = set()  # responses whose audio went out
+        self.pending_marks: deque[str] = deque(maxlen=_MAX_PENDING_MARKS)
+        self.played_marks = 0
+
+    async def deliver(self, item: Outgoing) -> None:
+        if isinstance(item, AudioFrame):
+            self._audible.add(item.response_id)
+            payload = base64.b64encode(ulaw_encode(item.pcm)).decode("ascii")
+            await self._send({"event": "media", "media": {"payload": payload}})
+            return
+        event = item.event
+        kind = event.get("type")
+        if kind == "response.output_audio.done":
+            mark = str(event.get("response_id", ""))
+            self.pending_marks.append(mark)
+            await self._send({"event": "mark", "mark": {"name": mark}})
+        elif kind == "response.done":
+            response = event.get("response") or {}
+            heard = response.get("id") in self._audible
+            self._audible.discard(response.get("id"))
+            if heard and response.get("status") == "cancelled":
+                await self._send({"event": "clear"})
+        elif kind == "error":
+            error = event.get("error") or {}
+            log.warning("twilio stream %s: %s", self.stream_sid, error.get("message"))
+
+    def mark_played(self, name: str) -> None:
+        """Twilio played (or, after a ``clear``, dropped) everything before mark ``name``."""
+        if name in self.pending_marks:
+            self.pending_marks.remove(name)
+            self.played_marks += 1
+            log.debug("twilio stream %s: reply %s played out", self.stream_sid, name)
+        else:
+            log.debug("twilio stream %s: unknown mark %r", self.stream_sid, name)
+
+    async def close(self, code: int, reason: str) -> None:
+        """The session ends the call (Twilio hangs up when its stream closes)."""
+        if self._websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await self._websocket.close(code, reason)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        message["streamSid"] = self.stream_sid
+        try:
+            await self._websocket.send_text(json.dumps(message, separators=(",", ":")))
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise TransportClosed(str(exc)) from exc
+
+
+def phone_config(base: SessionConfig) -> SessionConfig:
+    """The server's default session with G.711 μ-law both ways, as Twilio carries."""
+    audio = base.audio.model_copy(
+        update={
+            "input": base.audio.input.model_copy(update={"format": PcmuFormat()}),
+            "output": base.audio.output.model_copy(update={"format": PcmuFormat()}),
+        }
+    )
+    return base.model_copy(update={"audio": audio}, deep=True)
+
+
+class TwilioCall:
+    """One phone call: Twilio's messages in, the session's output out."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        services: SessionServices,
+        *,
+        on_session: Callable[[Session], None] | None = None,
+    ) -> None:
+        self._websocket = websocket
+        self._services = services
+        self._on_session = on_session
+        self.session: Session | None = None
+        self.sink: TwilioSink | None = None
+
+    async def run(self) -> None:
+        try:
+            while True:
+                message = await self._websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                raw = message.get("text")
+                if raw is None:
+                    raw = message.get("bytes") or b""
+                if not await self._handle(raw):
+                    return
+        except WebSocketDisconnect:
+            return
+        finally:
+            if self.session is not None:
+                await self.session.close()
+
+    async def _handle(self, raw: str | bytes) -> bool:
+        """One message from Twilio; False once the stream is over."""
+        try:
+            message = parse_message(raw)
+            kind = message["event"]
+            if kind == "start":
+                await self._start(parse_start(message))
+            elif kind == "media":
+                self._media(media_payload(message))
+            elif kind == "mark":
+                name = (message.get("mark") or {}).get("name")
+                if self.sink is not None and isinstance(name, str):
+                    self.sink.mark_played(name)
+            elif kind == "stop":
+                return False
+            # "connected" and "dtmf" need nothing
+        except (TwilioProtocolError, ProtocolError) as exc:
+            self._services.metrics.errors_total.labels(code="twilio_bad_message").inc()
+            log.warning("twilio stream: bad message ignored: %s", exc)
+        except Exception as exc:
+            if self.session is None:
+                raise
+            self.session.supervisor.failed(exc, "handling a Twilio message")
+        return True
+
+    async def _start(self, start: StreamStart) -> None:
+        if self.session is not None:
+            raise TwilioProtocolError("a second 'start' on one stream")
+        self.sink = TwilioSink(self._websocket, start.stream_sid)
+        config = phone_config(self._services.settings.default_config)
+        self.session = Session(self._services, self.sink, config=config)
+        if self._on_session is not None:
+            self._on_session(self.session)
+        await self.session.start()
+        log.info("twilio call %s: stream %s started", start.call_sid, start.stream_sid)
+
+    def _media(self, payload: bytes) -> None:
+        if self.session is None:
+            raise TwilioProtocolError("'media' before 'start'")
+        self.session.append_audio(ulaw_decode(payload), G711_SAMPLE_RATE)
+
+
+async def serve_twilio_media_stream(
+    websocket: WebSocket,
+    services: SessionServices,
+    *,
+    on_session: Callable[[Session], None] | None = None,
+) -> None:
+    """Accept an admitted Media Streams WebSocket and run one phone call on it."""
+    await websocket.accept()
+    try:
+        await TwilioCall(websocket, services, on_session=on_session).run()
+    finally:
+        if websocket.application_state != WebSocketState.DISCONNECTED:
+            try:
+                await websocket.close()
+            except (RuntimeError, WebSocketDisconnect):
+                log.debug("twilio websocket already closed")
