@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
-from realtime.conversation import Conversation
+from realtime.conversation import Conversation, UserAudioItem
 
 
 @dataclass(frozen=True)
@@ -166,10 +166,21 @@ class EngineRequest:
 class EngineCapabilities:
     """What an engine can do. ``continuation``: it continues an assistant message where a
     ``Continuation`` left it (needed by the speaking policies that speak while reasoning);
-    ``tools``: it offers tools to its model and reports the calls the model makes."""
+    ``tools``: it offers tools to its model and reports the calls the model makes;
+    ``transcription``: it transcribes a user's audio turn on request (``transcribe``), for
+    ``audio.input.transcription``."""
 
     continuation: bool = False
     tools: bool = False
+    transcription: bool = False
+
+
+@dataclass(frozen=True)
+class TranscriptionHints:
+    """``audio.input.transcription``'s ``language`` (ISO-639-1) and ``prompt``."""
+
+    language: str | None = None
+    prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +210,14 @@ class EngineSession(Protocol):
         chunks closed so far. Produces no output; may be cancelled at any point. Engines
         that cannot use it return at once.
         """
+        ...
+
+    def transcribe(
+        self, item: UserAudioItem, hints: TranscriptionHints
+    ) -> AsyncGenerator[str, None]:
+        """The transcript of a user's audio turn, in deltas; only engines whose
+        ``capabilities.transcription`` is set (others raise ``EngineError``). Runs beside the
+        reply, never before it."""
         ...
 
     async def aclose(self) -> None: ...

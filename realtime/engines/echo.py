@@ -22,11 +22,13 @@ from realtime.engines.base import (
     EngineRequest,
     EngineUsage,
     InputTranscription,
+    TranscriptionHints,
 )
 from realtime.engines.pocketsphinx_asr import PocketsphinxTranscriber, Utterance
 
 DEFAULT_REPLY = "You said: {transcript}"
 DEFAULT_EMPTY_REPLY = "I did not catch any words."
+_KEPT_TRANSCRIPTS = 8
 
 
 @dataclass
@@ -40,6 +42,8 @@ class EchoSession:
     def __init__(self, engine: EchoEngine) -> None:
         self._engine = engine
         self._decodings: dict[str, _Decoding] = {}
+        # Each turn is decoded once, for the reply and for the transcription alike.
+        self._transcripts: dict[str, asyncio.Future[str]] = {}
 
     async def prefill(self, request: EngineRequest) -> None:
         item = request.conversation.last_user_item()
@@ -73,21 +77,38 @@ class EchoSession:
                 decoding.chunks_fed += 1
         return decoding
 
+    async def transcribe(
+        self, item: UserAudioItem, hints: TranscriptionHints
+    ) -> AsyncGenerator[str, None]:
+        """pocketsphinx's transcript, in one piece (it has no partial results to give)."""
+        yield await self._transcribe(item)
+
     async def _transcribe(self, item: UserAudioItem) -> str:
+        pending = self._transcripts.get(item.id)
+        if pending is None:
+            pending = self._transcripts[item.id] = asyncio.ensure_future(self._decode(item))
+            while len(self._transcripts) > _KEPT_TRANSCRIPTS:
+                self._transcripts.pop(next(iter(self._transcripts)))
+        return await asyncio.shield(pending)
+
+    async def _decode(self, item: UserAudioItem) -> str:
         decoding = await self._feed(item)
         async with decoding.lock:
             self._decodings.pop(item.id, None)
             return (await decoding.utterance.finish()).strip()
 
     async def aclose(self) -> None:
+        for pending in self._transcripts.values():
+            pending.cancel()
         decodings, self._decodings = list(self._decodings.values()), {}
         for decoding in decodings:
             await decoding.utterance.abort()
 
 
 class EchoEngine:
-    # A loopback: it ignores continuations (it would repeat its reply) and calls no tools.
-    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities()
+    # A loopback: it ignores continuations (it would repeat its reply) and calls no tools;
+    # it transcribes (pocketsphinx), which its replies need anyway.
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(transcription=True)
 
     def __init__(
         self,

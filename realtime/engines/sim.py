@@ -77,6 +77,7 @@ from realtime.engines.base import (
     ReasoningDelta,
     ToolCall,
     ToolSpec,
+    TranscriptionHints,
 )
 from realtime.engines.sim_prompt import PrefixCache, build_prompt
 from realtime.engines.sim_text import TOOL_PREAMBLE, TurnPlan, plan_turn
@@ -161,6 +162,16 @@ class SimSession:
 
     def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
         return self._stream(request)
+
+    async def transcribe(
+        self, item: UserAudioItem, hints: TranscriptionHints
+    ) -> AsyncGenerator[str, None]:
+        """A SIMULATED transcript: no words are recognised; it says so, after the time the
+        audio's prefill would take."""
+        params = self._engine.params
+        prompt = build_prompt(Conversation("", (item,)), None, ())
+        await asyncio.sleep(params.first_token_s(prompt.tokens))
+        yield f"(simulated transcript of {item.duration_s:.1f} s of speech)"
 
     async def _stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
         engine = self._engine
@@ -301,7 +312,9 @@ def _spaced(word: str, before: str, index: int) -> str:
 class SimEngine:
     """The simulator, shared by all sessions; counts streams decoding at once (the batch)."""
 
-    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(continuation=True, tools=True)
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(
+        continuation=True, tools=True, transcription=True
+    )
 
     def __init__(self, params: SimParams | None = None) -> None:
         self.params = params or SimParams()

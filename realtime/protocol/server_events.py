@@ -167,6 +167,26 @@ def item_truncated(item_id: str, content_index: int, audio_end_ms: int) -> Event
     )
 
 
+def transcription_delta(item_id: str, delta: str) -> Event:
+    return _event(
+        "conversation.item.input_audio_transcription.delta",
+        item_id=item_id,
+        content_index=0,
+        delta=delta,
+    )
+
+
+def transcription_failed(item_id: str, message: str) -> Event:
+    error = {"type": "transcription_error", "code": "transcription_failed",
+             "message": message, "param": None}  # fmt: skip
+    return _event(
+        "conversation.item.input_audio_transcription.failed",
+        item_id=item_id,
+        content_index=0,
+        error=error,
+    )
+
+
 def transcription_completed(item_id: str, transcript: str, audio_seconds: float) -> Event:
     return _event(
         "conversation.item.input_audio_transcription.completed",

@@ -186,7 +186,9 @@ def check_tool_choice(tools: list[FunctionTool], choice: ToolChoiceSetting) -> N
 class SessionConfig(_Strict):
     """What a session runs with. Every field has the value OpenAI's API documents as default."""
 
-    type: Literal["realtime"] = "realtime"
+    type: Literal["realtime", "transcription"] = "realtime"
+    """``transcription``: audio in, transcripts out, no replies (OpenAI's transcription
+    sessions; only ``audio.input`` applies)."""
     object: Literal["realtime.session"] = "realtime.session"
     id: str = ""
     model: str = ""
@@ -234,9 +236,23 @@ class SessionConfig(_Strict):
     def speaks(self) -> bool:
         return self.output_modalities == ["audio"]
 
+    @property
+    def transcribes_only(self) -> bool:
+        return self.type == "transcription"
+
     def wire(self) -> dict[str, Any]:
         """The session object as sent in ``session.created`` / ``session.updated``."""
-        return self.model_dump(mode="json")
+        body = self.model_dump(mode="json")
+        if not self.transcribes_only:
+            return body
+        return {
+            "type": "transcription",
+            "object": "realtime.transcription_session",
+            "id": body["id"],
+            "audio": {"input": body["audio"]["input"]},
+            "include": None,
+            "expires_at": body["expires_at"],
+        }
 
 
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -267,10 +283,10 @@ def apply_session_update(current: SessionConfig, patch: Any, event_id: str | Non
     if not isinstance(patch, dict):
         raise ProtocolError("invalid_value", "'session' must be an object", "session", event_id)
     patch = dict(patch)
-    if patch.get("type", "realtime") != "realtime":
+    if patch.get("type", current.type) not in ("realtime", "transcription"):
         raise ProtocolError(
             "invalid_value",
-            "only 'realtime' sessions are supported (session.type)",
+            "session.type must be 'realtime' or 'transcription'",
             "session.type",
             event_id,
         )

@@ -219,8 +219,11 @@ class ConversationLog:
             self._outbox.send_now(ev.item_deleted(oldest.id))
 
     def add_transcription(self, transcription: InputTranscription) -> None:
+        """A user turn's transcript (once: a second one for the same turn is ignored)."""
         for item in self.items:
             if item.id == transcription.item_id and isinstance(item, UserAudioItem):
+                if item.transcript is not None:
+                    return
                 item.transcript = transcription.text
                 self._outbox.send_now(
                     ev.transcription_completed(item.id, transcription.text, item.duration_s)

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from realtime.conversation import UserAudioItem
+from realtime.engines.base import EngineError, InputTranscription, TranscriptionHints
 from realtime.protocol import client_events as ce
 from realtime.protocol import server_events as ev
 from realtime.protocol.audio_codec import decode_audio
 from realtime.protocol.errors import ProtocolError
+from realtime.protocol.session_config import InputTranscription as InputTranscriptionSettings
 from realtime.protocol.session_config import SessionConfig, apply_session_update
 from realtime.session.conversation_log import ConversationLog
 from realtime.session.outbox import Closing, Outbox, OutboxClosed
@@ -252,6 +254,11 @@ class Session:
                     self.responses.cancel("client_cancelled")
                 self.conversation.truncate(event, self.responses.sent_audio_ms(item_id))
             case ce.ResponseCreate(response=params, event_id=event_id):
+                if self.config.transcribes_only:
+                    raise ProtocolError(
+                        "invalid_request_error", "a transcription session makes no responses",
+                        None, event_id,
+                    )  # fmt: skip
                 self.responses.create(params, TurnTimings(), event_id=event_id)
             case ce.ResponseCancel(response_id=response_id, event_id=event_id):
                 active = self.responses.active
@@ -280,6 +287,11 @@ class Session:
 
     def _update_session(self, patch: dict[str, Any], event_id: str | None) -> None:
         updated = apply_session_update(self.config, patch, event_id)
+        if updated.transcribes_only and not self._services.engine.capabilities.transcription:
+            raise ProtocolError(
+                "invalid_value", f"the {self._services.engine.info.name} engine does not "
+                "transcribe: no transcription sessions on this server", "session.type", event_id,
+            )  # fmt: skip
         previous, self.config = self.config, updated
         self._configure_noise_reduction(previous)
         self.outbox.sample_rate = updated.output_rate
@@ -354,6 +366,37 @@ class Session:
     def _commit_turn(self, item: UserAudioItem, source: str) -> None:
         self._services.metrics.turns_total.labels(source=source).inc()
         self.conversation.commit_user_audio(item)
+        self._start_transcription(item)
+
+    # -- input transcription ---------------------------------------------------------------
+
+    def _start_transcription(self, item: UserAudioItem) -> None:
+        """``audio.input.transcription``: the engine transcribes the committed turn beside the
+        reply (never before it)."""
+        settings = self.config.audio.input.transcription
+        if settings is None and self.config.transcribes_only:
+            settings = InputTranscriptionSettings()
+        if settings is None or not self._services.engine.capabilities.transcription:
+            return
+        hints = TranscriptionHints(settings.language, settings.prompt)
+        task = asyncio.create_task(
+            self._transcribe(item, hints), name=f"{self.config.id}-transcribe"
+        )
+        self._tasks = [t for t in self._tasks if not t.done()] + [task]
+        self.supervisor.watch(task, "transcribing a turn", vital=False)
+
+    async def _transcribe(self, item: UserAudioItem, hints: TranscriptionHints) -> None:
+        parts: list[str] = []
+        try:
+            async for delta in self._engine.transcribe(item, hints):
+                if item.transcript is not None:
+                    return  # the engine's reply already reported it (echo)
+                parts.append(delta)
+                self.outbox.send_now(ev.transcription_delta(item.id, delta))
+        except EngineError as exc:
+            self.outbox.send_now(ev.transcription_failed(item.id, str(exc)))
+            return
+        self.conversation.add_transcription(InputTranscription(item.id, "".join(parts).strip()))
 
     def _respond(self, item: UserAudioItem, timings: TurnTimings) -> None:
         """After a committed turn: release the speculative reply made for exactly this turn,
@@ -367,7 +410,7 @@ class Session:
                 return
             self.responses.discard_speculative()
         vad = self.config.audio.input.turn_detection
-        if vad is None or not vad.create_response:
+        if vad is None or not vad.create_response or self.config.transcribes_only:
             return
         if self.responses.active is None:
             try:
@@ -379,7 +422,12 @@ class Session:
 
     def _start_speculative(self, item: UserAudioItem) -> None:
         vad = self.config.audio.input.turn_detection
-        if vad is None or not vad.create_response or self.responses.active is not None:
+        if (
+            vad is None
+            or not vad.create_response
+            or self.config.transcribes_only
+            or self.responses.active is not None
+        ):
             return
         try:
             self.responses.create(None, TurnTimings(), event_id=None, speculative_turn=item)

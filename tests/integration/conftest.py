@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,3 +42,27 @@ def say(speech_cache: dict[tuple[str, int], np.ndarray]):  # type: ignore[no-unt
 
 def log_of(service: ServiceProcess) -> Path:
     return service.log_path
+
+
+@pytest.fixture(autouse=True)
+def every_server_event_is_openais(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every event the SDK clients receive in these tests is checked against the ``openai``
+    package's models of the GA protocol (this service's extension events aside)."""
+    import realtime.client.client as websocket_client
+    import realtime.client.webrtc as webrtc_client
+    from realtime.client.events import parse_server_event
+    from tests.support.openai_events import validate_server_event
+
+    problems: list[str] = []
+
+    def checked(data: Any, received_at: float) -> Any:
+        try:
+            validate_server_event(data)
+        except Exception as exc:
+            problems.append(f"{data.get('type') if isinstance(data, dict) else data!r}: {exc}")
+        return parse_server_event(data, received_at)
+
+    monkeypatch.setattr(websocket_client, "parse_server_event", checked)
+    monkeypatch.setattr(webrtc_client, "parse_server_event", checked)
+    yield
+    assert not problems, "server events not in OpenAI's GA shape:\n" + "\n".join(problems[:5])

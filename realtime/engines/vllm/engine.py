@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import httpx
 
+from realtime.conversation import Conversation, UserAudioItem
 from realtime.engines.base import (
     AnswerDelta,
     Continuation,
@@ -40,6 +41,7 @@ from realtime.engines.base import (
     EngineRequest,
     EngineUsage,
     ReasoningDelta,
+    TranscriptionHints,
     add_usage,
 )
 from realtime.engines.step_audio import call_opening
@@ -61,6 +63,12 @@ log = logging.getLogger(__name__)
 
 # A request that fails before its first token is tried this many more times.
 _MAX_RETRIES = 1
+TRANSCRIBE_INSTRUCTIONS = (
+    "Transcribe the user's speech exactly as spoken, in the language spoken. "
+    "Write only the transcript."
+)
+# Speech runs at 2-4 words a second; a transcript's tokens stay well under this.
+_TRANSCRIPT_TOKENS_PER_S = 8
 
 
 @dataclass
@@ -140,11 +148,17 @@ class VllmSession:
             yield usage
 
     async def _generate(
-        self, request: EngineRequest, *, until_reply: bool = False, call_opening: str = ""
+        self,
+        request: EngineRequest,
+        *,
+        until_reply: bool = False,
+        call_opening: str = "",
+        side_request: bool = False,
     ) -> AsyncGenerator[EngineEvent, None]:
         """One ``/chat/completions`` request. ``until_reply``: only its reasoning, closed
         where the reply starts; ``call_opening``: text put after the continuation for the
-        model to go on from (the opening of a call)."""
+        model to go on from (the opening of a call); ``side_request``: not about the session's
+        conversation (a transcription), which keeps its encoded audio."""
         splitter = _splitter_for(request)
         calls = ToolCallSplitter()
         calls.feed(call_opening, 0)
@@ -154,7 +168,8 @@ class VllmSession:
         finish_reason: str | None = None
         seen = 0
         retries = _Retries()
-        async with contextlib.aclosing(self._chunks(request, retries, call_opening)) as chunks:
+        chunks_of = self._chunks(request, retries, call_opening, side_request)
+        async with contextlib.aclosing(chunks_of) as chunks:
             async for chunk in chunks:
                 seen += chunk.tokens
                 usage = chunk.usage or usage
@@ -202,11 +217,15 @@ class VllmSession:
         return out
 
     async def _chunks(
-        self, request: EngineRequest, retries: _Retries, reply_suffix: str = ""
+        self,
+        request: EngineRequest,
+        retries: _Retries,
+        reply_suffix: str = "",
+        side_request: bool = False,
     ) -> AsyncGenerator[ChatChunk, None]:
         """The request's stream from the pinned replica, tried once more if it fails before
         its first token."""
-        body = await asyncio.to_thread(self._encode, request, False, reply_suffix)
+        body = await asyncio.to_thread(self._encode, request, False, reply_suffix, not side_request)
         engine = self._engine
         failed: list[Replica] = []
         while True:
@@ -230,6 +249,27 @@ class VllmSession:
                 failed.append(replica)
                 log.warning("%s; trying again", exc)
 
+    async def transcribe(
+        self, item: UserAudioItem, hints: TranscriptionHints
+    ) -> AsyncGenerator[str, None]:
+        """Step-Audio-R1 transcribes the turn itself (it is an ASR-capable audio model): a
+        request of its own beside the reply, its reasoning block closed so the answer is the
+        transcript."""
+        instructions = TRANSCRIBE_INSTRUCTIONS
+        if hints.language:
+            instructions += f" The speech is in the language with ISO-639-1 code {hints.language}."
+        if hints.prompt:
+            instructions += f" Context: {hints.prompt}"
+        request = EngineRequest(
+            Conversation(instructions, (item,)),
+            continuation=Continuation(reasoning_closed=True),
+            max_tokens=int(item.duration_s * _TRANSCRIPT_TOKENS_PER_S) + 16,
+            temperature=0.0,
+        )
+        async for event in self._generate(request, side_request=True):
+            if isinstance(event, AnswerDelta):
+                yield event.text
+
     async def prefill(self, request: EngineRequest) -> None:
         body = await asyncio.to_thread(self._encode, request, True)
         replica = await self._replica()
@@ -243,10 +283,22 @@ class VllmSession:
             raise
         replicas.record_success(replica)
 
-    def _encode(self, request: EngineRequest, prefill: bool, reply_suffix: str = "") -> bytes:
-        """The request body as JSON bytes (WAV and base64 work: runs in a worker thread)."""
-        fitted = dataclasses.replace(request, conversation=self._history.fit(request.conversation))
-        self._audio.retain(fitted.conversation)
+    def _encode(
+        self,
+        request: EngineRequest,
+        prefill: bool,
+        reply_suffix: str = "",
+        conversation_request: bool = True,
+    ) -> bytes:
+        """The request body as JSON bytes (WAV and base64 work: runs in a worker thread).
+        A request about the session's conversation fits it to the history window (which
+        remembers where it cut) and forgets the encoded audio of items that left it; a side
+        request (a transcription) touches neither."""
+        fitted = request
+        if conversation_request:
+            conversation = self._history.fit(request.conversation)
+            fitted = dataclasses.replace(request, conversation=conversation)
+            self._audio.retain(fitted.conversation)
         body = chat_body(
             fitted, self._options, self._audio, prefill=prefill, reply_suffix=reply_suffix
         )
@@ -286,7 +338,9 @@ class VllmSession:
 class VllmEngine:
     """Step-Audio-R1 served by one or more vLLM replicas (``VllmOptions.urls``)."""
 
-    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(continuation=True, tools=True)
+    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(
+        continuation=True, tools=True, transcription=True
+    )
 
     def __init__(self, options: VllmOptions) -> None:
         self.options = options

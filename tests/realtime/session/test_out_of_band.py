@@ -8,14 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from openai.types.realtime import RealtimeServerEvent
-from pydantic import TypeAdapter
 
 from realtime.conversation import SystemTextItem, UserTextItem
 from realtime.session.services import SessionServices, SessionSettings
 from tests.realtime.session.support import running_session, session_services, until
-
-SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
+from tests.support.openai_events import validate_server_event
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +63,7 @@ async def test_an_out_of_band_response_stays_out_of_the_conversation(
     assert items[0].id == "item_u1" and items[1].text == "And now?"
     assert request.max_tokens == 50
     for event in sink.events:
-        SERVER_EVENT.validate_python(event)
+        validate_server_event(event)
 
 
 async def test_an_empty_input_clears_the_context_and_the_default_is_the_conversation(
