@@ -325,3 +325,22 @@ async def test_a_required_call_opens_the_reply_with_the_call_after_the_reasoning
     }
     assert forced.body["continue_final_message"] is True
     assert len([e for e in events if isinstance(e, EngineUsage)]) == 1
+
+
+async def test_a_turn_is_transcribed_by_the_model_in_a_side_request(
+    server: FakeVllmServer,
+) -> None:
+    from realtime.engines.base import TranscriptionHints
+
+    server.default = Script(deltas=("What", " time", " is", " it", "?"))
+    turn = UserAudioItem("u1", [np.zeros(16_000, np.int16)])
+    async with engine_for(server) as engine:
+        session = engine.open_session()
+        async with asyncio.timeout(20):
+            deltas = [d async for d in session.transcribe(turn, TranscriptionHints("en"))]
+    assert "".join(deltas) == "What time is it?"
+    body = server.bodies()[0]
+    system, user, assistant = body["messages"]
+    assert "Transcribe" in str(system["content"]) and "code en" in str(system["content"])
+    assert user["role"] == "user" and body["temperature"] == 0.0
+    assert assistant["role"] == "assistant" and "</think>" in str(assistant["content"])
