@@ -358,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the service",
         description="Run the service: the call page at /, GET /healthz, GET /metrics, "
-        "WebSocket /v1/realtime, WebRTC POST /v1/realtime/calls.",
+        "POST /v1/realtime/client_secrets, WebSocket /v1/realtime, WebRTC POST "
+        "/v1/realtime/calls, phone calls over Twilio Media Streams at WebSocket "
+        "/v1/twilio/media-stream. SIGTERM drains (--drain-timeout-s).",
     )
     _add_serve_arguments(serve)
     call = commands.add_parser(
