@@ -11,7 +11,8 @@ are what the fleet's load changes. Sessions open spread over ``--ramp-s``; a ref
 handshake (503, the gateway's admission by engine capacity) is counted and not retried.
 
 Reported per level, with engine admission on (the gateway's defaults: a server is
-overloaded at 2 waiting requests) and off (limits no load reaches): sessions admitted and
+overloaded at 2 waiting requests; with ``--server-max-sessions N`` also full at N sessions
+from the gateway) and off (limits no load reaches): sessions admitted and
 refused, turns, first packet p50/p99. Target: with admission on, the admitted sessions'
 p99 stays within 1.5x its 10-session value while refusals absorb the excess.
 
@@ -150,8 +151,12 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def gateway(urls: list[str], admission: bool, log: Path) -> ServiceProcess:
-    limits = [] if admission else ["--server-max-waiting", "1000000", "--server-max-kv-usage", "1"]
+def gateway(
+    urls: list[str], admission: bool, log: Path, max_sessions: int | None = None
+) -> ServiceProcess:
+    limits = ["--server-max-waiting", "1000000", "--server-max-kv-usage", "1"]
+    if admission:
+        limits = ["--server-max-sessions", str(max_sessions)] if max_sessions else []
     args = [
         "--engine",
         "vllm",
@@ -179,6 +184,11 @@ async def main() -> int:
     parser.add_argument("--ramp-s", type=float, default=10.0)
     parser.add_argument("--hold-s", type=float, default=30.0)
     parser.add_argument("--think-s", type=float, default=4.0)
+    parser.add_argument(
+        "--server-max-sessions", type=int, default=None,
+        help="with admission on, also the gateway's --server-max-sessions (a capacity "
+        "measured ahead); default: only the servers' gauges",
+    )  # fmt: skip
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     logs = Path(tempfile.mkdtemp(prefix="engine-fleet-"))
@@ -191,7 +201,8 @@ async def main() -> int:
     for admission in (True, False):
         servers = [start_sim_server(args.max_num_seqs) for _ in range(2)]
         try:
-            with gateway([u for _, u in servers], admission, logs / f"gw-{admission}.log") as gw:
+            log = logs / f"gw-{admission}.log"
+            with gateway([u for _, u in servers], admission, log, args.server_max_sessions) as gw:
                 table[admission] = []
                 for sessions in levels:
                     level, _ = await run_level(gw.ws_url, sessions, args)

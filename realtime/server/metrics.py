@@ -192,8 +192,8 @@ class _EngineServers(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "step_realtime_engine_server",
-            "Each engine server's state and load: up, breaker_open, overloaded, sessions (from "
-            "this gateway), running, waiting, kv_cache_usage (from its /metrics)",
+            "Each engine server's state and load: up, breaker_open, overloaded, full, sessions "
+            "(from this gateway), running, waiting, kv_cache_usage (from its /metrics)",
             labels=["server", "measure"],
         )
         for server, measures in self._load_report().items():

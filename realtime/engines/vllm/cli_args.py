@@ -98,6 +98,12 @@ def add_vllm_arguments(parser: argparse.ArgumentParser) -> None:
         help="likewise for the KV cache in use, 0-1 (vllm:kv_cache_usage_perc; "
         "default: %(default)s)",
     )  # fmt: skip
+    group.add_argument(
+        "--server-max-sessions", type=int, default=None, metavar="N",
+        help="likewise for sessions this gateway pins to one server: a capacity measured "
+        "ahead (benchmarks/engine_fleet.py), which acts before the server's gauges show the "
+        "load (default: none)",
+    )  # fmt: skip
 
 
 def vllm_options_from(args: argparse.Namespace) -> VllmOptions:
@@ -115,6 +121,8 @@ def vllm_options_from(args: argparse.Namespace) -> VllmOptions:
         session_header=args.engine_session_header,
         breaker=BreakerSettings(failures=args.breaker_failures, window_s=args.breaker_window_s),
         load_limits=LoadLimits(
-            max_waiting=args.server_max_waiting, max_kv_usage=args.server_max_kv_usage
+            max_waiting=args.server_max_waiting,
+            max_kv_usage=args.server_max_kv_usage,
+            max_sessions=args.server_max_sessions,
         ),
     )

@@ -35,9 +35,17 @@ class LoadLimits:
 
     max_waiting: float = 2.0
     max_kv_usage: float = 0.95
+    max_sessions: int | None = None
+    """Sessions this gateway pins to one server at most: a capacity known ahead (from a
+    benchmark of the deployment), which acts before the server's own gauges show the load
+    (sessions are long and their turns come later)."""
 
     def overloaded(self, load: ReplicaLoad) -> bool:
         return load.waiting >= self.max_waiting or load.kv_usage >= self.max_kv_usage
+
+    def full(self, sessions: int) -> bool:
+        """No room for another session (its pinned ones stay: they are the capacity)."""
+        return self.max_sessions is not None and sessions >= self.max_sessions
 
 
 def parse_vllm_metrics(text: str) -> ReplicaLoad:

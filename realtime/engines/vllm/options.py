@@ -75,7 +75,10 @@ class VllmOptions:
             raise ValueError("max_prompt_tokens must be at least 256")
         if self.breaker.failures < 1 or self.breaker.window_s <= 0:
             raise ValueError("the breaker needs at least 1 failure in a positive window")
-        if self.load_limits.max_waiting <= 0 or not 0 < self.load_limits.max_kv_usage <= 1:
+        limits = self.load_limits
+        if limits.max_waiting <= 0 or not 0 < limits.max_kv_usage <= 1:
             raise ValueError("server limits: max waiting > 0, max KV usage in (0, 1]")
+        if limits.max_sessions is not None and limits.max_sessions < 1:
+            raise ValueError("server limits: max sessions >= 1")
         if reserved := sorted(RESERVED_BODY_FIELDS & set(self.extra_body)):
             raise ValueError(f"extra_body may not set {', '.join(reserved)}: the engine sets them")

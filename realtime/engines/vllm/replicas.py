@@ -164,6 +164,13 @@ class ReplicaSet:
     def overloaded(self, replica: Replica) -> bool:
         return replica.load is not None and self.limits.overloaded(replica.load)
 
+    def takes_new_sessions(self, replica: Replica) -> bool:
+        return (
+            replica.healthy
+            and not self.overloaded(replica)
+            and not self.limits.full(replica.sessions)
+        )
+
     def _pending(self, replica: Replica) -> float:
         load = replica.load
         if load is None:
@@ -173,7 +180,7 @@ class ReplicaSet:
     def _pick(self, avoid: Sequence[Replica]) -> Replica | None:
         usable = self.healthy()
         for candidates in (
-            [r for r in usable if r not in avoid and not self.overloaded(r)],
+            [r for r in usable if r not in avoid and self.takes_new_sessions(r)],
             [r for r in usable if r not in avoid],
             usable,  # a retry goes back to the only replica there is
         ):
@@ -223,7 +230,7 @@ class ReplicaSet:
 
     def admission_problem(self) -> str | None:
         """Why a new session should be refused now: every replica is down or overloaded."""
-        if any(not self.overloaded(replica) for replica in self.healthy()):
+        if any(self.takes_new_sessions(replica) for replica in self.replicas):
             return None
         return "every vLLM replica is down or overloaded: " + "; ".join(
             f"{replica.url} ({self._state(replica)})" for replica in self.replicas
@@ -238,6 +245,7 @@ class ReplicaSet:
                 "up": float(replica.healthy),
                 "breaker_open": float(replica.breaker.state == "open"),
                 "overloaded": float(self.overloaded(replica)),
+                "full": float(self.limits.full(replica.sessions)),
                 "sessions": float(replica.sessions),
                 "running": load.running,
                 "waiting": load.waiting,
@@ -249,7 +257,10 @@ class ReplicaSet:
         if not replica.healthy:
             return replica.problem or f"breaker {replica.breaker.state}"
         load = replica.load or ReplicaLoad()
-        return f"overloaded: {load.waiting:g} waiting, KV {100 * load.kv_usage:.0f} %"
+        return (
+            f"overloaded: {load.waiting:g} waiting, KV {100 * load.kv_usage:.0f} %, "
+            f"{replica.sessions} sessions from here"
+        )
 
     def describe_down(self) -> str:
         states = [f"{replica.url} ({self._state(replica)})" for replica in self.replicas]

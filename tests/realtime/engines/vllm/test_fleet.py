@@ -19,6 +19,7 @@ from realtime.engines.base import EngineError, EngineRequest
 from realtime.engines.factory import EngineOptions
 from realtime.engines.vllm.breaker import BreakerSettings, CircuitBreaker
 from realtime.engines.vllm.client import ReplicaRequestError
+from realtime.engines.vllm.engine import VllmEngine
 from realtime.engines.vllm.load import LoadLimits
 from realtime.engines.vllm.options import VllmOptions
 from realtime.server.app import create_app
@@ -192,3 +193,26 @@ async def test_a_saturated_fleet_refuses_new_sessions_with_503_and_retry_after(
         await asyncio.sleep(0.6)
         async with connect(url):
             pass
+
+
+async def test_a_server_at_its_session_capacity_takes_no_new_sessions_but_keeps_its_own(
+    servers: list[FakeVllmServer],
+) -> None:
+    options = VllmOptions(urls=tuple(s.api_url for s in servers), health_interval_s=30.0,
+                          load_limits=LoadLimits(max_sessions=1))  # fmt: skip
+    engine = VllmEngine(options)
+    await engine.start()
+    try:
+        first, second = engine.open_session(), engine.open_session()
+        await run(first, EngineRequest(TEXT_TURN))
+        await run(second, EngineRequest(TEXT_TURN))
+        assert first.replica is not second.replica
+        problem = engine.admission_problem()
+        assert problem is not None and "1 sessions from here" in problem
+        pinned = first.replica
+        await run(first, EngineRequest(TEXT_TURN))
+        assert first.replica is pinned  # a full server keeps the sessions it has
+        await second.aclose()
+        assert engine.admission_problem() is None
+    finally:
+        await engine.aclose()
