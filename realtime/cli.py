@@ -292,6 +292,7 @@ def _serve(args: argparse.Namespace) -> int:
             ),
             max_event_bytes=max_event_bytes,
             max_session_s=60.0 * args.session_minutes,
+            max_history_bytes=int(args.max_history_mb * 1024 * 1024),
             rate_limits=rate_limits_from(args),
             audio_lead_ms=args.audio_lead_ms,
             max_buffered_reply_ms=args.max_buffered_ms,

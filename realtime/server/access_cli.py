@@ -79,6 +79,11 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: ${AUTH_TOKEN_VARIABLE}; unset: the route needs an API key)",
     )  # fmt: skip
     access.add_argument(
+        "--max-history-mb", type=float, default=16.0,
+        help="a session's conversation (user audio and text) kept at most, in MiB; the oldest "
+        "items are dropped past it (default: %(default)s)",
+    )  # fmt: skip
+    access.add_argument(
         "--drain-timeout-s", type=float, default=30.0,
         help="on SIGTERM/SIGINT, how long replies being spoken may take to finish before "
         "every session is closed (default: %(default)s)",
@@ -100,7 +105,8 @@ def access_options_from(args: argparse.Namespace) -> AccessOptions:
     for name in ("max_sessions", "max_sessions_per_key"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be 0 or more")
-    for name in ("session_minutes", "max_events_per_s", "max_audio_speed", "drain_timeout_s"):
+    for name in ("session_minutes", "max_events_per_s", "max_audio_speed", "drain_timeout_s",
+                 "max_history_mb"):  # fmt: skip
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     return AccessOptions(

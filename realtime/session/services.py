@@ -35,8 +35,9 @@ class SessionSettings:
     default_config: SessionConfig = field(default_factory=SessionConfig)
     max_event_bytes: int = 8 * 1024 * 1024
     max_input_buffer_s: float = 600.0
-    max_history_bytes: int = 64 * 1024 * 1024
-    """The conversation's items (audio and text) beyond this are dropped, oldest first."""
+    max_history_bytes: int = 16 * 1024 * 1024
+    """The conversation's items (audio and text) beyond this are dropped, oldest first: about
+    8 minutes of user audio, well past what the engine's prompt window keeps."""
     max_session_s: float = 3600.0
     """A session's lifetime (``expires_at``), as OpenAI's: 60 minutes."""
     rate_limits: RateLimits = field(default_factory=RateLimits)
