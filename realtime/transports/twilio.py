@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
 from collections import deque
@@ -23,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import PcmuFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
-from realtime.session.services import SessionServices, TransportClosed
+from realtime.session.services import SessionServices
 from realtime.session.session import Session
+from realtime.transports.websocket_io import close_once, raw_messages, send_json
 from tokenizer.g711 import G711_SAMPLE_RATE, ulaw_decode, ulaw_encode
 
 log = logging.getLogger(__name__)
@@ -136,16 +136,11 @@ class TwilioSink:
 
     async def close(self, code: int, reason: str) -> None:
         """The session ends the call (Twilio hangs up when its stream closes)."""
-        if self._websocket.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await self._websocket.close(code, reason)
+        await close_once(self._websocket, code, reason)
 
     async def _send(self, message: dict[str, Any]) -> None:
         message["streamSid"] = self.stream_sid
-        try:
-            await self._websocket.send_text(json.dumps(message, separators=(",", ":")))
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            raise TransportClosed(str(exc)) from exc
+        await send_json(self._websocket, message)
 
 
 def phone_config(base: SessionConfig) -> SessionConfig:
@@ -177,17 +172,9 @@ class TwilioCall:
 
     async def run(self) -> None:
         try:
-            while True:
-                message = await self._websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                raw = message.get("text")
-                if raw is None:
-                    raw = message.get("bytes") or b""
+            async for raw in raw_messages(self._websocket):
                 if not await self._handle(raw):
                     return
-        except WebSocketDisconnect:
-            return
         finally:
             if self.session is not None:
                 await self.session.close()
@@ -245,8 +232,4 @@ async def serve_twilio_media_stream(
     try:
         await TwilioCall(websocket, services, on_session=on_session).run()
     finally:
-        if websocket.application_state != WebSocketState.DISCONNECTED:
-            try:
-                await websocket.close()
-            except (RuntimeError, WebSocketDisconnect):
-                log.debug("twilio websocket already closed")
+        await close_once(websocket)

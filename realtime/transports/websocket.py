@@ -4,19 +4,18 @@ G.711, as the session's audio format says."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 from collections.abc import Callable
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from realtime.protocol import server_events as ev
 from realtime.protocol.audio_codec import encode_audio
 from realtime.protocol.session_config import AudioFormat, PcmFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
-from realtime.session.services import SessionServices, TransportClosed
+from realtime.session.services import SessionServices
 from realtime.session.session import Session
+from realtime.transports.websocket_io import close_once, raw_messages, send_json
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +36,10 @@ class WebSocketSink:
             event = ev.audio_delta(item.response_id, item.item_id, audio)
         else:
             event = item.event
-        text = json.dumps(event, separators=(",", ":"))
-        try:
-            await self._websocket.send_text(text)
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            # Starlette and uvicorn say "the client is gone" in these three ways.
-            raise TransportClosed(str(exc)) from exc
+        await send_json(self._websocket, event)
 
     async def close(self, code: int, reason: str) -> None:
-        if self._websocket.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await self._websocket.close(code, reason)
+        await close_once(self._websocket, code, reason)
 
 
 async def serve_websocket(
@@ -77,20 +69,9 @@ async def serve_websocket(
             task.cancel()
         await asyncio.gather(receiving, finished, return_exceptions=True)
         await session.close()
-        if websocket.application_state != WebSocketState.DISCONNECTED:
-            try:
-                await websocket.close()
-            except (RuntimeError, WebSocketDisconnect):
-                log.debug("websocket already closed by the client")
+        await close_once(websocket)
 
 
 async def _receive(websocket: WebSocket, session: Session) -> None:
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            raw = message.get("text")
-            if raw is None:
-                raw = message.get("bytes") or b""
-            await session.handle_message(raw)
+    async for raw in raw_messages(websocket):
+        await session.handle_message(raw)
