@@ -36,21 +36,12 @@ from typing import Any
 
 from benchmarks.speaking_policies import percentile, running_service, synthesize
 from realtime.client import RealtimeClient, collect_response, speak_turn
+from tests.support.tools import WEATHER
 
 RATE = 24_000
 SILENCE_MS = 200
 POLICIES = ("speak-first", "mps", "after-think")
 QUESTION = "What is the weather like in Paris today?"
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 TARGET_SLACK_MS = 50.0
 
 

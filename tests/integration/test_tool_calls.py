@@ -20,18 +20,9 @@ import pytest
 
 from tests.realtime.engines.vllm.fake_vllm import FakeVllmServer, Script
 from tests.support.service import ServiceProcess
+from tests.support.tools import WEATHER
 
 TIMEOUT_S = 60.0
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 CALL_REPLY = (
     "The user wants the weather.", "\n</thi", "nk>\n\n", "One moment.", "<tool_",
     "call>function\nget_weather\n", '{"city": ', '"Paris"}</tool_call>',
