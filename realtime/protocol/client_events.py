@@ -6,9 +6,9 @@ raises ``ProtocolError`` with a message that says exactly what is wrong.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 from realtime.protocol.errors import ProtocolError
@@ -222,11 +222,11 @@ def parse_client_event(raw: str | bytes, max_bytes: int) -> ClientEvent:
             "send audio in smaller input_audio_buffer.append events",
         )
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # orjson, not json: its nesting limit (1024) is fixed, where json's depends on how
+        # deep the Python stack already is, so the same event would pass or fail by chance.
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError("invalid_json", f"event is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ProtocolError("invalid_json", "event is nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("invalid_event", "event must be a JSON object")
     event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None

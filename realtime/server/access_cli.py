@@ -68,6 +68,11 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "error events (default: %(default)s)",
     )  # fmt: skip
     access.add_argument(
+        "--max-mb-per-s", type=float, default=limits.bytes_per_s / 1024 / 1024,
+        help="client event bytes a second per session, in MiB, sustained (bursts up to 16x); "
+        "more get error events (default: %(default)s)",
+    )  # fmt: skip
+    access.add_argument(
         "--max-audio-speed", type=float, default=limits.audio_speed,
         help="input audio per session, in seconds of audio a second, sustained after a "
         f"{limits.audio_burst_s:g} s burst (default: %(default)s)",
@@ -105,8 +110,8 @@ def access_options_from(args: argparse.Namespace) -> AccessOptions:
     for name in ("max_sessions", "max_sessions_per_key"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be 0 or more")
-    for name in ("session_minutes", "max_events_per_s", "max_audio_speed", "drain_timeout_s",
-                 "max_history_mb"):  # fmt: skip
+    for name in ("session_minutes", "max_events_per_s", "max_mb_per_s", "max_audio_speed",
+                 "drain_timeout_s", "max_history_mb"):  # fmt: skip
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     return AccessOptions(
@@ -126,6 +131,8 @@ def rate_limits_from(args: argparse.Namespace) -> RateLimits:
     return RateLimits(
         events_per_s=args.max_events_per_s,
         event_burst=max(defaults.event_burst, 5 * args.max_events_per_s),
+        bytes_per_s=args.max_mb_per_s * 1024 * 1024,
+        byte_burst=max(defaults.byte_burst, 16 * args.max_mb_per_s * 1024 * 1024),
         audio_speed=args.max_audio_speed,
     )
 

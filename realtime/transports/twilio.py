@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.websockets import WebSocket
 
 from realtime.protocol.errors import ProtocolError
@@ -53,8 +53,8 @@ class StreamStart:
 
 def parse_message(raw: str | bytes) -> dict[str, Any]:
     try:
-        message = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise TwilioProtocolError(f"not JSON: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("event"), str):
         raise TwilioProtocolError("a Media Streams message is an object with an 'event'")

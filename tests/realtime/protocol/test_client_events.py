@@ -128,3 +128,23 @@ def test_response_create_takes_tools_and_a_named_tool_choice() -> None:
     event = parse({"type": "response.create", "response": {"tools": [tool], "tool_choice": choice}})
     assert isinstance(event, ce.ResponseCreate) and event.response is not None
     assert event.response.tools is not None and event.response.tools[0].name == "get_weather"
+
+
+def test_nesting_is_judged_the_same_however_deep_the_callers_stack_is() -> None:
+    """The parser's nesting limit is fixed: an event 900 levels deep parses (and keeps its id)
+    whether it arrives at the top of the stack or deep inside it, and one past the limit is
+    refused the same way at both."""
+    nested: object = 0
+    for _ in range(450):
+        nested = {"a": [nested]}
+    deep_event = json.dumps({"type": "session.update", "session": nested, "event_id": "e_deep"})
+    too_deep = "[" * 1100 + "]" * 1100
+
+    def at_depth(frames: int) -> tuple[str, str]:
+        if frames:
+            return at_depth(frames - 1)
+        event = ce.parse_client_event(deep_event, LIMIT)
+        assert event.event_id == "e_deep"
+        return event.type, rejection(too_deep).code
+
+    assert at_depth(0) == at_depth(600) == ("session.update", "invalid_json")

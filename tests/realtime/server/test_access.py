@@ -157,3 +157,20 @@ def test_serving_beyond_loopback_needs_a_key_or_an_explicit_opt_out() -> None:
     assert not options("--host", "::1").keys  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="cannot read API keys file"):
         options("--api-keys-file", "/nonexistent/keys")
+
+
+def test_the_per_session_rate_limits_come_from_the_command_line() -> None:
+    from realtime.cli import build_parser
+    from realtime.server.access_cli import access_options_from, rate_limits_from
+
+    def limits(*argv: str) -> RateLimits:
+        args = build_parser().parse_args(["serve", *argv])
+        access_options_from(args)  # validates
+        return rate_limits_from(args)
+
+    assert limits() == RateLimits()
+    raised = limits("--max-events-per-s", "500", "--max-mb-per-s", "4", "--max-audio-speed", "8")
+    assert (raised.events_per_s, raised.bytes_per_s, raised.audio_speed) == (500, 4 << 20, 8)
+    assert raised.event_burst == 2500 and raised.byte_burst == 64 << 20
+    with pytest.raises(ValueError, match="--max-mb-per-s must be positive"):
+        limits("--max-mb-per-s", "0")

@@ -54,7 +54,9 @@ def test_start_gives_the_stream_and_refuses_other_media_formats() -> None:
         parse_start({"event": "start"})
 
 
-@pytest.mark.parametrize("raw", ["not json", "[1, 2]", '{"no": "event"}'])
+@pytest.mark.parametrize(
+    "raw", ["not json", "[1, 2]", '{"no": "event"}', b"\xff{", "[" * 5000 + "]" * 5000]
+)
 def test_messages_that_are_not_media_streams_messages_are_refused(raw: str) -> None:
     with pytest.raises(TwilioProtocolError):
         parse_message(raw)
