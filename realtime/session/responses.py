@@ -69,8 +69,10 @@ class ResponseManager:
         conversation: ConversationLog,
         engine: EngineSession,
         config: Callable[[], SessionConfig],
+        watch: Callable[[asyncio.Task[Any], str], None],
         on_active_changed: Callable[[bool, bool], None] = lambda active, completed: None,
     ) -> None:
+        """``watch(task, where)`` reports a response task that dies of an exception."""
         self._services = services
         self._settings = services.settings
         self._outbox = outbox
@@ -79,6 +81,7 @@ class ResponseManager:
         self._config = config
         self.active: ActiveResponse | None = None
         self._sent_audio_ms: dict[str, float] = {}
+        self._watch = watch
         self._on_active_changed = on_active_changed
         """Called with (True, False) when a response goes on the wire, and with (False,
         completed) when it ends."""
@@ -154,6 +157,7 @@ class ResponseManager:
         if speculative_turn is None:
             self._announce(active)
         active.task = asyncio.create_task(self._run(active), name=rid)
+        self._watch(active.task, "running a response")
 
     def _announce(self, active: ActiveResponse) -> None:
         """The response goes into the history and its opening events onto the wire."""
@@ -314,6 +318,13 @@ class ResponseManager:
         except Exception as exc:
             log.exception("response %s crashed", active.plan.response_id)
             outcome = ResponseOutcome("failed", "internal_error", f"internal error: {exc}")
+        try:
+            self._conclude(active, outcome)
+        except Exception:
+            self._abandon(active)
+            raise  # for the watcher to report
+
+    def _conclude(self, active: ActiveResponse, outcome: ResponseOutcome) -> None:
         if self.active is not active:
             return
         if outcome.status == "failed" and active.speculative_turn is not None:
@@ -328,6 +339,21 @@ class ResponseManager:
             self.cancel(None, error_code=outcome.error_code)
             return
         self._finish(active)
+
+    def _abandon(self, active: ActiveResponse) -> None:
+        """A response that could not be ended properly is cancelled (the client still gets
+        its ``response.done``), and in any case stops being active, so that the session can
+        make new ones."""
+        if self.active is not active:
+            return
+        try:
+            self.cancel(None, error_code="internal_error")
+        except Exception:
+            log.exception("response %s could not be cancelled either", active.plan.response_id)
+            self._outbox.cancel(active.plan.response_id)
+            if self.active is active or self.active is None:
+                self.active = None
+                self._on_active_changed(False, False)
 
     def _finish(self, active: ActiveResponse) -> None:
         """The reply is fully produced: queue its closing events behind its audio."""

@@ -97,12 +97,16 @@ class Session:
         self.input.configure(self.config.audio.input.turn_detection)
         self._configure_noise_reduction(None)
         self._engine = services.engine.open_session()
+        self.supervisor = Supervisor(
+            self.config.id, services.metrics, self.outbox.send_now, self.end
+        )
         self.responses = ResponseManager(
             services,
             self.outbox,
             self.conversation,
             self._engine,
             lambda: self.config,
+            watch=lambda task, where: self.supervisor.watch(task, where, vital=False),
             on_active_changed=self._on_response_active_changed,
         )
         self._speech_started_at: float | None = None
@@ -114,9 +118,6 @@ class Session:
         self._expiry: asyncio.TimerHandle | None = None
         self._closed = False
         self._finished = asyncio.Event()
-        self.supervisor = Supervisor(
-            self.config.id, services.metrics, self.outbox.send_now, self.end
-        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -444,6 +445,7 @@ class Session:
             self._prefill_again = True
             return
         self._prefill_task = asyncio.create_task(self._prefill_loop())
+        self.supervisor.watch(self._prefill_task, "prefilling a turn", vital=False)
 
     async def _prefill_loop(self) -> None:
         while True:

@@ -95,3 +95,33 @@ async def test_an_expired_session_is_told_and_closed(services: SessionServices) 
         await until(lambda: sink.closed_with is not None, timeout_s=5)
         assert [e["code"] for e in errors(sink)] == ["session_expired"]
         assert sink.closed_with == (1000, "session expired")
+
+
+async def test_a_response_that_fails_to_end_is_reported_and_the_next_one_runs(
+    services: SessionServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_session(services) as (session, sink):
+        finish = session.responses._finish
+        failures = iter([RuntimeError("a bug while ending a response")])
+
+        def finish_once_broken(active: object) -> None:
+            failure = next(failures, None)
+            if failure is not None:
+                raise failure
+            finish(active)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(session.responses, "_finish", finish_once_broken)
+
+        def done() -> list[dict]:
+            return [e["response"] for e in sink.events if e["type"] == "response.done"]
+
+        await session.handle_message(json.dumps({"type": "response.create"}))
+        await until(lambda: len(done()) == 1, timeout_s=10)
+        await session.handle_message(json.dumps({"type": "response.create"}))
+        await until(lambda: len(done()) == 2, timeout_s=10)
+        assert [r["status"] for r in done()] == ["cancelled", "completed"]
+        assert done()[0]["status_details"]["error"]["code"] == "internal_error"
+        assert [e["type"] for e in errors(sink)] == ["server_error"]
+        assert "running a response" in errors(sink)[0]["message"]
+        assert session.responses.active is None
+        assert sink.closed_with is None
