@@ -69,6 +69,26 @@ class Delivery:
     cancelled_at: float | None = None
     frames_sent: int = 0
     frames_dropped: int = 0
+    played_ms: float | None = None
+    """How much of the sent audio the far end says it has played, where the transport can
+    tell (a phone call's Twilio marks); ``None`` where "sent" is all there is to go by."""
+    played_reported_at: float | None = None
+
+    @property
+    def heard_ms(self) -> float:
+        """The reply audio the listener heard: what was played, else what was sent."""
+        return self.sent_ms if self.played_ms is None else min(self.sent_ms, self.played_ms)
+
+    def heard_ms_by_segment(self) -> dict[int, float]:
+        """``heard_ms`` shared out over the TTS segments in the order they were sent."""
+        if self.played_ms is None:
+            return dict(self.sent_ms_by_segment)
+        left = self.heard_ms
+        heard: dict[int, float] = {}
+        for segment in sorted(self.sent_ms_by_segment):
+            heard[segment] = min(self.sent_ms_by_segment[segment], left)
+            left -= heard[segment]
+        return heard
 
 
 class OutboxClosed(Exception):
@@ -205,6 +225,10 @@ class Outbox:
         if response_id not in self._stale:
             self._stale.add(response_id)
             delivery.cancelled_at = self._clock()
+            if delivery.played_ms is not None and delivery.played_reported_at is not None:
+                # Playback went on since the last report, as far as the audio sent allows.
+                since_ms = 1000.0 * (delivery.cancelled_at - delivery.played_reported_at)
+                delivery.played_ms = min(delivery.sent_ms, delivery.played_ms + since_ms)
             self._drop_stale()
             self._playout_end = min(self._playout_end, self._clock())
         self._room.set()
@@ -219,6 +243,16 @@ class Outbox:
         if found is None:
             found = self._deliveries[response_id] = Delivery()
         return found
+
+    def played(self, response_id: str, played_ms: float) -> None:
+        """The transport learnt that the first ``played_ms`` of a response's audio was played.
+        Ignored once the response is cancelled: what a transport reports after it was told to
+        drop the audio (Twilio echoes its marks on ``clear``) was dropped, not played."""
+        if response_id in self._stale or response_id not in self._deliveries:
+            return
+        delivery = self._deliveries[response_id]
+        delivery.played_ms = max(delivery.played_ms or 0.0, played_ms)
+        delivery.played_reported_at = self._clock()
 
     def forget(self, response_id: str) -> None:
         """Drop bookkeeping for a finished response (its stale mark stays)."""

@@ -123,11 +123,12 @@ class Responder:
         return self._state.reply_text()
 
     def heard_text(self) -> str:
-        """The reply's text cut to the audio that left the outbox (for barge-in)."""
+        """The reply's text cut to the audio the listener heard (for barge-in): what left the
+        outbox, or less where the transport reports what was played."""
         if not self.plan.speaks:
             return self.reply_text()
         delivery = self._outbox.delivery(self.plan.response_id)
-        return spoken_text(self._state.segments, delivery.sent_ms_by_segment)
+        return spoken_text(self._state.segments, delivery.heard_ms_by_segment())
 
     @property
     def usage(self) -> EngineUsage | None:

@@ -87,7 +87,8 @@ class ResponseManager:
         completed) when it ends."""
 
     def sent_audio_ms(self, item_id: str) -> float:
-        """How much reply audio of ``item_id`` left the outbox before its response ended."""
+        """How much of ``item_id``'s reply audio its text stands for: all that was sent, or
+        what was heard if the response was cut (its text was cut to match)."""
         return self._sent_audio_ms.get(item_id, 0.0)
 
     # -- creating --------------------------------------------------------------------------
@@ -465,7 +466,8 @@ class ResponseManager:
         metrics.responses_total.labels(status=status).inc()
         metrics.engine_retries_total.inc(active.timings.engine_retries)
         metrics.observe_turn(active.timings)
-        self._sent_audio_ms[active.plan.item.id] = delivery.sent_ms
+        heard = delivery.heard_ms if status == "cancelled" else delivery.sent_ms
+        self._sent_audio_ms[active.plan.item.id] = heard
         self._outbox.forget(active.plan.response_id)
 
     def _response_object(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 TWILIO_MEDIA_STREAM_PATH = "/v1/twilio/media-stream"
 
 # Marks sent and not yet played; Twilio echoes each one, so this only grows when it does not.
-_MAX_PENDING_MARKS = 64
+_MAX_PENDING_MARKS = 256
+MARK_EVERY_MS = 200.0
+"""How finely the caller's playback is tracked; Twilio sends each mark back as it plays."""
 
 
 class TwilioProtocolError(ValueError):
@@ -91,34 +93,49 @@ def media_payload(message: dict[str, Any]) -> bytes:
 
 
 class TwilioSink:
-    """The session's ``TransportSink`` on a Twilio stream: audio as ``media``, a ``mark``
-    after each reply, ``clear`` when a reply that was heard is cancelled."""
+    """The session's ``TransportSink`` on a Twilio stream: audio as ``media``, ``clear`` when
+    a reply that was heard is cancelled, and ``mark``s: one every ``MARK_EVERY_MS`` of reply
+    audio and one at its end. Twilio echoes a mark once the audio before it has played, which
+    tells the session how much of a reply the caller heard (``on_played``)."""
 
     name = "twilio"
 
-    def __init__(self, websocket: WebSocket, stream_sid: str) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        stream_sid: str,
+        on_played: Callable[[str, float], None] = lambda response_id, played_ms: None,
+    ) -> None:
         self._websocket = websocket
         self.stream_sid = stream_sid
-        self._audible: set[str] = set()  # responses whose audio went out
-        self.pending_marks: deque[str] = deque(maxlen=_MAX_PENDING_MARKS)
+        self._on_played = on_played
+        self._sent_ms: dict[str, float] = {}  # reply audio sent, by response; heard if there
+        self._marked_ms: dict[str, float] = {}
+        self.pending_marks: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.played_marks = 0
+        self._marks_made = 0
 
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, AudioFrame):
-            self._audible.add(item.response_id)
+            rid = item.response_id
             payload = base64.b64encode(ulaw_encode(item.pcm)).decode("ascii")
             await self._send({"event": "media", "media": {"payload": payload}})
+            sent = self._sent_ms[rid] = (
+                self._sent_ms.get(rid, 0.0) + 1000.0 * len(item.pcm) / G711_SAMPLE_RATE
+            )
+            if sent - self._marked_ms.get(rid, 0.0) >= MARK_EVERY_MS:
+                await self._mark(rid, sent)
             return
         event = item.event
         kind = event.get("type")
         if kind == "response.output_audio.done":
-            mark = str(event.get("response_id", ""))
-            self.pending_marks.append(mark)
-            await self._send({"event": "mark", "mark": {"name": mark}})
+            rid = str(event.get("response_id", ""))
+            await self._mark(rid, self._sent_ms.get(rid, 0.0), last=True)
         elif kind == "response.done":
             response = event.get("response") or {}
-            heard = response.get("id") in self._audible
-            self._audible.discard(response.get("id"))
+            rid = str(response.get("id"))
+            heard = self._sent_ms.pop(rid, 0.0) > 0
+            self._marked_ms.pop(rid, None)
             if heard and response.get("status") == "cancelled":
                 await self._send({"event": "clear"})
         elif kind == "error":
@@ -127,16 +144,25 @@ class TwilioSink:
 
     def mark_played(self, name: str) -> None:
         """Twilio played (or, after a ``clear``, dropped) everything before mark ``name``."""
-        if name in self.pending_marks:
-            self.pending_marks.remove(name)
-            self.played_marks += 1
-            log.debug("twilio stream %s: reply %s played out", self.stream_sid, name)
-        else:
+        marked = self.pending_marks.pop(name, None)
+        if marked is None:
             log.debug("twilio stream %s: unknown mark %r", self.stream_sid, name)
+            return
+        self.played_marks += 1
+        self._on_played(*marked)
 
     async def close(self, code: int, reason: str) -> None:
         """The session ends the call (Twilio hangs up when its stream closes)."""
         await close_once(self._websocket, code, reason)
+
+    async def _mark(self, response_id: str, sent_ms: float, *, last: bool = False) -> None:
+        self._marks_made += 1
+        name = f"{response_id}.{self._marks_made}" + (".end" if last else "")
+        self._marked_ms[response_id] = sent_ms
+        self.pending_marks[name] = (response_id, sent_ms)
+        while len(self.pending_marks) > _MAX_PENDING_MARKS:
+            self.pending_marks.popitem(last=False)
+        await self._send({"event": "mark", "mark": {"name": name}})
 
     async def _send(self, message: dict[str, Any]) -> None:
         message["streamSid"] = self.stream_sid
@@ -207,13 +233,17 @@ class TwilioCall:
     async def _start(self, start: StreamStart) -> None:
         if self.session is not None:
             raise TwilioProtocolError("a second 'start' on one stream")
-        self.sink = TwilioSink(self._websocket, start.stream_sid)
+        self.sink = TwilioSink(self._websocket, start.stream_sid, on_played=self._played)
         config = phone_config(self._services.settings.default_config)
         self.session = Session(self._services, self.sink, config=config)
         if self._on_session is not None:
             self._on_session(self.session)
         await self.session.start()
         log.info("twilio call %s: stream %s started", start.call_sid, start.stream_sid)
+
+    def _played(self, response_id: str, played_ms: float) -> None:
+        if self.session is not None:
+            self.session.outbox.played(response_id, played_ms)
 
     def _media(self, payload: bytes) -> None:
         if self.session is None:

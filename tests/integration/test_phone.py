@@ -187,15 +187,20 @@ async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_o
             await ws.send("this is not JSON")  # ignored; the call goes on
             await twilio.start_call()
 
-            # Turn 1: the reply is played in full, then its mark comes back.
+            # Turn 1: the reply is played in full, marked along the way and at its end, and
+            # every mark comes back.
+            def end_marks() -> list[str]:
+                names = [m["mark"]["name"] for m in twilio.events("mark")]
+                return [name for name in names if name.endswith(".end")]
+
             await twilio.speak(np.concatenate([first, pause]), realtime=False)
-            await twilio.wait_for(lambda: twilio.events("mark"))
-            first_mark = twilio.events("mark")[0]["mark"]["name"]
+            await twilio.wait_for(end_marks)
             media_before_mark = len(twilio.events("media"))
             assert media_before_mark > 25, "at least half a second of reply audio"
+            assert len(twilio.events("mark")) > 2, "marks along the reply, not only at its end"
             reply = np.concatenate(twilio.reply_audio)
             assert rms(reply) > 300
-            await twilio.wait_for(lambda: first_mark in twilio.echoed_marks)
+            await twilio.wait_for(lambda: end_marks()[0] in twilio.echoed_marks)
             assert not twilio.events("clear")
 
             # Turn 2: the caller talks over the reply; Twilio is told to drop what it holds.
@@ -204,7 +209,8 @@ async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_o
             await twilio.speak(np.concatenate([interruption, pause]), realtime=True)
             await twilio.wait_for(lambda: twilio.events("clear"), within_s=10)
             marks = [m["mark"]["name"] for m in twilio.events("mark")]
-            assert len(marks) == len(set(marks)), "one mark per reply"
+            assert len(marks) == len(set(marks)), "every mark is told apart"
+            assert len(end_marks()) == 1, "the cut reply never reached its end mark"
 
             # The call goes on after the barge-in: the interruption itself gets a reply.
             after_clear = len(twilio.received)

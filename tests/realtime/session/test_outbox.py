@@ -190,3 +190,36 @@ async def test_a_paused_reply_holds_its_audio_and_resumes_at_the_same_frame() ->
     played += [await get_soon(outbox), await get_soon(outbox)]
     assert [f.pcm[0] for f in played if isinstance(f, AudioFrame)] == [1, 2, 3, 4]
     assert outbox.delivery("r1").frames_sent == 4 and outbox.delivery("r1").frames_dropped == 0
+
+
+async def test_what_the_transport_reports_played_is_what_was_heard_until_the_cut() -> None:
+    clock = FakeClock()
+    outbox = Outbox(RATE, lead_ms=10_000, clock=clock)
+    for segment in (0, 0, 1, 1, 1):
+        await outbox.enqueue_audio(frame("r1", segment), max_buffered_ms=10_000)
+    for _ in range(5):
+        await get_soon(outbox)
+    delivery = outbox.delivery("r1")
+    assert delivery.heard_ms == 100 and delivery.heard_ms_by_segment() == {0: 40, 1: 60}
+    outbox.played("r1", 30)  # e.g. a Twilio mark came back
+    assert delivery.heard_ms == 30 and delivery.heard_ms_by_segment() == {0: 30, 1: 0}
+    outbox.played("r1", 50)
+    assert delivery.heard_ms_by_segment() == {0: 40, 1: 10}
+    clock.now += 0.020  # playback goes on after the last report; the cut comes 20 ms later
+    outbox.cancel("r1")
+    assert delivery.heard_ms == pytest.approx(70)
+    outbox.played("r1", 100)  # echoed after the cut: dropped audio, not played
+    assert delivery.heard_ms == pytest.approx(70)
+    outbox.played("r2", 10)  # a response the outbox does not know of: nothing to record
+    assert "r2" not in outbox._deliveries
+
+
+async def test_the_cut_never_counts_more_played_than_was_sent() -> None:
+    clock = FakeClock()
+    outbox = Outbox(RATE, lead_ms=10_000, clock=clock)
+    await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
+    await get_soon(outbox)
+    outbox.played("r1", 20)
+    clock.now += 5.0
+    outbox.cancel("r1")
+    assert outbox.delivery("r1").heard_ms == 20

@@ -14,6 +14,7 @@ from realtime.protocol import server_events as ev
 from realtime.protocol.session_config import PcmuFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, EventMessage
 from realtime.transports.twilio import (
+    MARK_EVERY_MS,
     TwilioProtocolError,
     TwilioSink,
     media_payload,
@@ -95,7 +96,28 @@ async def test_the_sink_sends_media_a_mark_after_the_reply_and_clear_only_for_a_
     assert all(m["streamSid"] == "MZ1" for m in ws.sent)
     decoded = ulaw_decode(base64.b64decode(ws.sent[0]["media"]["payload"]))
     assert np.max(np.abs(decoded.astype(int) - tone)) <= 256
-    assert ws.sent[1]["mark"]["name"] == "resp_1"
-    sink.mark_played("resp_1")
+    end_mark = ws.sent[1]["mark"]["name"]
+    assert end_mark.startswith("resp_1.") and end_mark.endswith(".end")
+    sink.mark_played(end_mark)
     sink.mark_played("someone-elses-mark")
     assert sink.played_marks == 1 and not sink.pending_marks
+
+
+async def test_marks_along_a_reply_report_how_much_of_it_the_caller_heard() -> None:
+    ws = FakeWebSocket()
+    played: list[tuple[str, float]] = []
+    sink = TwilioSink(ws, "MZ1", on_played=lambda rid, ms: played.append((rid, ms)))  # type: ignore[arg-type]
+    frame = np.zeros(160, np.int16)  # 20 ms at 8 kHz
+    frames = int(2.5 * MARK_EVERY_MS / 20)
+    for _ in range(frames):
+        await sink.deliver(AudioFrame("resp_1", "item_1", frame, 0))
+    await sink.deliver(EventMessage(ev.audio_done("resp_1", "item_1"), "resp_1"))
+    marks = [m["mark"]["name"] for m in ws.sent if m["event"] == "mark"]
+    assert len(marks) == 3 and len(set(marks)) == 3, "two along the reply, one at its end"
+    for name in marks:
+        sink.mark_played(name)
+    assert played == [
+        ("resp_1", MARK_EVERY_MS),
+        ("resp_1", 2 * MARK_EVERY_MS),
+        ("resp_1", frames * 20.0),
+    ]
