@@ -109,7 +109,7 @@ class TwilioSink:
         self._websocket = websocket
         self.stream_sid = stream_sid
         self._on_played = on_played
-        self._sent_ms: dict[str, float] = {}  # reply audio sent, by response; heard if there
+        self._sent_ms: dict[str, float] = {}  # reply audio sent so far, by response
         self._marked_ms: dict[str, float] = {}
         self.pending_marks: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.played_marks = 0
