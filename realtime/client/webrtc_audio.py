@@ -93,7 +93,11 @@ class ReplyAudioDemux:
         elif kind == "response.output_item.added":
             response = self._responses.get(str(response_id))
             item = event.raw.get("item") or {}
-            if response is not None and isinstance(item.get("id"), str):
+            if (
+                response is not None
+                and item.get("type") == "message"  # what is heard, not a function call
+                and isinstance(item.get("id"), str)
+            ):
                 response.item_id = item["id"]
         elif kind == "output_audio_buffer.started" and isinstance(response_id, str):
             response = self._response(response_id)

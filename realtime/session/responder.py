@@ -101,7 +101,9 @@ class Responder:
         outbox: Outbox,
         timings: TurnTimings,
         on_transcription: Callable[[InputTranscription], None],
+        open_message: Callable[[], None] = lambda: None,
     ) -> None:
+        """``open_message()`` is called once, before the reply's first text or speech."""
         self.plan = plan
         self._engine = engine
         self._policy = policy
@@ -109,6 +111,9 @@ class Responder:
         self._outbox = outbox
         self.timings = timings
         self._on_transcription = on_transcription
+        self._open_message = open_message
+        self.has_message = False
+        """Whether the reply has a message item: text or speech, or no function call."""
         self._state = _ReplyState()
         self._usage: EngineUsage | None = None
         self.calls: list[ToolCall] = []
@@ -211,6 +216,7 @@ class Responder:
     async def _write(self, reply_queue: asyncio.Queue[str | None]) -> None:
         plan = self.plan
         while (text := await reply_queue.get()) is not None:
+            self._open()
             self._outbox.enqueue(
                 plan.response_id, ev.text_delta(plan.response_id, plan.item.id, text)
             )
@@ -264,6 +270,7 @@ class Responder:
         delta = text if not self._state.transcript_sent else " " + text
         self._state.transcript_sent.append(text)
         plan = self.plan
+        self._open()
         self._outbox.enqueue(
             plan.response_id, ev.audio_transcript_delta(plan.response_id, plan.item.id, delta)
         )
@@ -282,12 +289,21 @@ class Responder:
         if rest:
             delta = rest if not sent_words else " " + rest
             self._state.transcript_sent.append(rest)
+            self._open()
             self._outbox.enqueue(
                 plan.response_id, ev.audio_transcript_delta(plan.response_id, plan.item.id, delta)
             )
 
+    def _open(self) -> None:
+        if not self.has_message:
+            self.has_message = True
+            self._open_message()
+
     def _finish_in_order(self) -> None:
         """Queue the closing events behind the last audio frame."""
+        if not self.has_message and self.calls:
+            return  # only function calls: no message
+        self._open()
         plan = self.plan
         rid, item_id = plan.response_id, plan.item.id
         text = self.reply_text()

@@ -59,6 +59,10 @@ class ActiveResponse:
     in_conversation: bool = True
     """False for an out-of-band response (``conversation: "none"``): no history, no
     ``conversation.item.*`` events."""
+    message_announced: bool = False
+    message_wanted: bool = False
+    """The reply's message item had content while the response was speculative: it is
+    announced when the response is released."""
 
 
 class ResponseManager:
@@ -150,6 +154,7 @@ class ResponseManager:
             outbox=self._outbox,
             timings=timings,
             on_transcription=lambda transcription: self._on_transcription(rid, transcription),
+            open_message=lambda: self._open_message(active),
         )
         active = ActiveResponse(plan, responder, timings, policy.name, params.metadata)
         active.speculative_turn = speculative_turn
@@ -161,17 +166,30 @@ class ResponseManager:
         self._watch(active.task, "running a response")
 
     def _announce(self, active: ActiveResponse) -> None:
-        """The response goes into the history and its opening events onto the wire."""
+        """The response goes onto the wire (its message item follows with its content)."""
+        self._outbox.send_now(ev.response_created(self._response_object(active, "in_progress")))
+        self._on_active_changed(True, False)
+        if active.message_wanted:
+            self._open_message(active)
+
+    def _open_message(self, active: ActiveResponse) -> None:
+        """The reply's message item goes into the history and its opening events onto the
+        wire, just before its first text or speech. Never for a reply that is only function
+        calls, which has no message, as OpenAI's has none."""
+        if active.message_announced:
+            return
+        if active.speculative_turn is not None:
+            active.message_wanted = True
+            return
+        active.message_announced = True
         plan = active.plan
         rid, item_id = plan.response_id, plan.item.id
-        self._outbox.send_now(ev.response_created(self._response_object(active, "in_progress")))
         wire_item = _wire_item(active, "in_progress", "")
         if active.in_conversation:
             previous = self._conversation.append_reply(plan.item)
             self._outbox.send_now(ev.item_added(wire_item, previous))
         self._outbox.send_now(ev.output_item_added(rid, wire_item))
         self._outbox.send_now(ev.content_part_added(rid, item_id, _part(active, "")))
-        self._on_active_changed(True, False)
 
     def _on_transcription(self, response_id: str, transcription: InputTranscription) -> None:
         active = self.active
@@ -364,13 +382,15 @@ class ResponseManager:
         item.reasoning = active.responder.reasoning
         item.status = "completed"
         rid = plan.response_id
-        wire_item = _wire_item(active, "completed", item.text)
-        self._outbox.enqueue(rid, ev.content_part_done(rid, item.id, _part(active, item.text)))
-        self._outbox.enqueue(rid, ev.output_item_done(rid, wire_item))
-        if active.in_conversation:
-            previous = self._conversation.item_before(item.id)
-            self._outbox.enqueue(rid, ev.item_done(wire_item, previous))
-        output = [wire_item]
+        output: list[dict[str, Any]] = []
+        if active.responder.has_message:
+            wire_item = _wire_item(active, "completed", item.text)
+            self._outbox.enqueue(rid, ev.content_part_done(rid, item.id, _part(active, item.text)))
+            self._outbox.enqueue(rid, ev.output_item_done(rid, wire_item))
+            if active.in_conversation:
+                previous = self._conversation.item_before(item.id)
+                self._outbox.enqueue(rid, ev.item_done(wire_item, previous))
+            output.append(wire_item)
         for call in active.responder.calls:
             output.append(self._hand_over_call(rid, call, len(output), active.in_conversation))
 
@@ -433,17 +453,20 @@ class ResponseManager:
                 metrics.barge_in_stop_seconds.observe(max(0.0, last - active.speech_started_at))
         active.timings.mark("response_done")
         self._observe(active, "cancelled")
-        wire_item = _wire_item(active, "incomplete", item.text)
         details: dict[str, Any] = {"type": "cancelled", "reason": reason}
         if error_code is not None:
             details["error"] = {"type": "server_error", "code": error_code}
-        self._outbox.send_now(ev.output_item_done(plan.response_id, wire_item))
-        if active.in_conversation:
-            previous = self._conversation.item_before(item.id)
-            self._outbox.send_now(ev.item_done(wire_item, previous))
+        output: list[dict[str, Any]] = []
+        if active.message_announced:
+            wire_item = _wire_item(active, "incomplete", item.text)
+            self._outbox.send_now(ev.output_item_done(plan.response_id, wire_item))
+            if active.in_conversation:
+                previous = self._conversation.item_before(item.id)
+                self._outbox.send_now(ev.item_done(wire_item, previous))
+            output.append(wire_item)
         self._outbox.send_now(
             ev.response_done(
-                self._response_object(active, "cancelled", [wire_item], status_details=details)
+                self._response_object(active, "cancelled", output, status_details=details)
             )
         )
         self._on_active_changed(False, False)

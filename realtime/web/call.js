@@ -310,7 +310,8 @@ class Call {
         break;
       }
       case "response.output_item.added":
-        if (event.item?.id) this.itemOfResponse.set(event.response_id, event.item.id);
+        // The reply's message (what is heard), not a function call of the same response.
+        if (event.item?.type === "message") this.itemOfResponse.set(event.response_id, event.item.id);
         break;
       case "response.reasoning.delta":
         view.addReasoning(event.response_id, event.delta);

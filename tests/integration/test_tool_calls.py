@@ -193,6 +193,32 @@ async def test_several_calls_in_one_response_each_get_their_item(
     assert indexes == [1, 2]
 
 
+async def test_a_reply_that_is_only_a_call_has_no_message_item(
+    fake_vllm: FakeVllmServer, vllm_service: ServiceProcess
+) -> None:
+    """As OpenAI's: the model reasoned and called, and said nothing, so the response's only
+    output item is the call (no empty assistant message announced first)."""
+    call_only = (
+        "The user wants the weather.", "\n</think>\n\n",
+        '<tool_call>function\nget_weather\n{"city": "Paris"}</tool_call>',
+    )  # fmt: skip
+    fake_vllm.scripts = [Script(deltas=call_only)]
+    async with connect(vllm_service) as connection:
+        await ask(connection, "What is the weather in Paris?", tools=[WEATHER])
+        events = await response_events(connection)
+
+    items = [e.item for e in of_type(events, "response.output_item.added")]
+    assert [item.type for item in items] == ["function_call"]
+    assert not of_type(events, "response.content_part.added")
+    assert not of_type(events, "response.output_audio.delta")
+    added = [e.item.type for e in of_type(events, "conversation.item.added")]
+    assert added[-1] == "function_call" and "message" not in added[1:], added
+    done = of_type(events, "response.done")[-1].response
+    assert done.status == "completed" and [item.type for item in done.output] == ["function_call"]
+    assert of_type(events, "response.function_call_arguments.done")[0].output_index == 0
+    assert_openai_shapes(events)
+
+
 async def test_tool_choice_none_yields_no_call_and_the_model_sees_no_tools(
     fake_vllm: FakeVllmServer, vllm_service: ServiceProcess
 ) -> None:

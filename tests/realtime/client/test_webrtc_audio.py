@@ -35,9 +35,13 @@ def created(response_id: str, rate: int = 24_000) -> ServerEvent:
     )
 
 
-def item_added(response_id: str, item_id: str) -> ServerEvent:
+def item_added(response_id: str, item_id: str, item_type: str = "message") -> ServerEvent:
     return event(
-        {"type": "response.output_item.added", "response_id": response_id, "item": {"id": item_id}}
+        {
+            "type": "response.output_item.added",
+            "response_id": response_id,
+            "item": {"id": item_id, "type": item_type},
+        }
     )
 
 
@@ -66,7 +70,11 @@ class Collected:
 async def test_reply_audio_starts_at_the_first_sound_after_started_and_ends_after_stopped() -> None:
     out = Collected()
     demux = ReplyAudioDemux(out)
-    for item in (created("resp_a"), item_added("resp_a", "item_a")):
+    for item in (
+        created("resp_a"),
+        item_added("resp_a", "item_a"),
+        item_added("resp_a", "item_call", "function_call"),  # the audio is not the call's
+    ):
         demux.on_event(item)
     demux.on_audio(voiced(), 1.0)  # sound before the announcement belongs to no response
     demux.on_event(playback("started", "resp_a"))
