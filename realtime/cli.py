@@ -334,6 +334,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws_max_size=4 * max_event_bytes,
         log_level=args.log_level,
         lifespan="on",
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
 
     def drain() -> Awaitable[None] | None:

@@ -57,6 +57,18 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "0 for no limit (default: %(default)s)",
     )  # fmt: skip
     access.add_argument(
+        "--max-sessions-per-ip", type=int, default=0,
+        help="sessions at once per client IP address (WebSocket and WebRTC; phone calls, "
+        "which come from Twilio, are not counted); past it HTTP 429; 0 for no limit "
+        "(default: %(default)s). Behind a proxy, see --forwarded-allow-ips",
+    )  # fmt: skip
+    access.add_argument(
+        "--forwarded-allow-ips", metavar="IPS",
+        help="the proxies (comma-separated IPs or networks, '*' for any) whose "
+        "X-Forwarded-For names the client, for --max-sessions-per-ip and the logs "
+        "(default: uvicorn's, $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )  # fmt: skip
+    access.add_argument(
         "--session-minutes", type=float, default=60.0,
         help="a session's lifetime (expires_at); it then ends with an error event "
         "(default: %(default)s)",
@@ -107,7 +119,7 @@ def access_options_from(args: argparse.Namespace) -> AccessOptions:
             "give --api-key (or $STEP_REALTIME_API_KEYS, --api-keys-file), or "
             "--insecure-no-auth to serve it open"
         )
-    for name in ("max_sessions", "max_sessions_per_key"):
+    for name in ("max_sessions", "max_sessions_per_key", "max_sessions_per_ip"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be 0 or more")
     for name in ("session_minutes", "max_events_per_s", "max_mb_per_s", "max_audio_speed",
@@ -122,6 +134,7 @@ def access_options_from(args: argparse.Namespace) -> AccessOptions:
         limits=AdmissionLimits(
             max_sessions=args.max_sessions or None,
             max_sessions_per_key=args.max_sessions_per_key or None,
+            max_sessions_per_address=args.max_sessions_per_ip or None,
         ),
     )
 

@@ -1,5 +1,5 @@
-"""How many sessions the service holds, in all and per API key, over WebSocket and WebRTC
-together; and the list of live sessions that a drain walks.
+"""How many sessions the service holds, in all, per API key and per client address, over
+WebSocket and WebRTC together; and the list of live sessions that a drain walks.
 
 A slot is taken before the WebSocket is accepted or the WebRTC offer answered, and given back
 when the session ends (for an offer that never connects, when the call gives up on it).
@@ -26,6 +26,9 @@ class AdmissionLimits:
     max_sessions: int | None = 100
     """Over WebSocket and WebRTC together; None: no limit."""
     max_sessions_per_key: int | None = None
+    max_sessions_per_address: int | None = None
+    """Per client IP address (after a trusted proxy's X-Forwarded-For), so that one host
+    cannot take every slot; None: no limit."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Slot:
 
     admission: LiveSessions
     key_id: str | None
+    address: str | None = None
     session: Session | None = None
     released: bool = field(default=False)
 
@@ -60,6 +64,7 @@ class LiveSessions:
         self.limits = limits
         self._slots: set[Slot] = set()
         self._per_key: Counter[str] = Counter()
+        self._per_address: Counter[str] = Counter()
         self._released = asyncio.Event()
 
     def __len__(self) -> int:
@@ -68,7 +73,8 @@ class LiveSessions:
     def sessions(self) -> list[Session]:
         return [slot.session for slot in self._slots if slot.session is not None]
 
-    def admit(self, key_id: str | None) -> Slot | Full:
+    def admit(self, key_id: str | None, address: str | None = None) -> Slot | Full:
+        """``address``: the client's, where its sessions are to be counted (None: not)."""
         limits = self.limits
         if limits.max_sessions is not None and len(self._slots) >= limits.max_sessions:
             return Full(
@@ -84,10 +90,23 @@ class LiveSessions:
                 "session_limit_reached",
                 f"this API key holds its maximum of {per_key} concurrent sessions",
             )
-        slot = Slot(self, key_id)
+        per_address = limits.max_sessions_per_address
+        if (
+            address is not None
+            and per_address is not None
+            and self._per_address[address] >= per_address
+        ):
+            return Full(
+                429,
+                "address_limit_reached",
+                f"this client address holds its maximum of {per_address} concurrent sessions",
+            )
+        slot = Slot(self, key_id, address)
         self._slots.add(slot)
         if key_id is not None:
             self._per_key[key_id] += 1
+        if address is not None:
+            self._per_address[address] += 1
         return slot
 
     async def wait_release(self, timeout_s: float) -> None:
@@ -100,7 +119,8 @@ class LiveSessions:
     def _release(self, slot: Slot) -> None:
         self._released.set()
         self._slots.discard(slot)
-        if slot.key_id is not None:
-            self._per_key[slot.key_id] -= 1
-            if self._per_key[slot.key_id] <= 0:
-                del self._per_key[slot.key_id]
+        for counter, name in ((self._per_key, slot.key_id), (self._per_address, slot.address)):
+            if name is not None:
+                counter[name] -= 1
+                if counter[name] <= 0:
+                    del counter[name]

@@ -126,7 +126,9 @@ def create_app(options: ServiceOptions, access: AccessOptions | None = None) -> 
     async def realtime_websocket(websocket: WebSocket) -> None:
         services = services_of(websocket)
         admitted = gate_of(websocket).admit(
-            websocket.headers, websocket.scope.get("subprotocols") or []
+            websocket.headers,
+            websocket.scope.get("subprotocols") or [],
+            address=websocket.client.host if websocket.client else None,
         )
         if isinstance(admitted, Refusal):
             await websocket.send_denial_response(admitted.response())
@@ -168,7 +170,9 @@ def create_app(options: ServiceOptions, access: AccessOptions | None = None) -> 
         return calls
 
     async def webrtc_call(request: Request) -> Response:
-        admitted = gate_of(request).admit(request.headers)
+        admitted = gate_of(request).admit(
+            request.headers, address=request.client.host if request.client else None
+        )
         if isinstance(admitted, Refusal):
             return admitted.response()
         return await _answer(request, admitted)

@@ -1,6 +1,7 @@
 """The one door every session comes through, WebSocket or WebRTC alike: is the service
 taking sessions (not draining), is the browser origin allowed, who is calling (an API key or
-an ephemeral client secret), and is there room (service-wide and per key). Other routes ask
+an ephemeral client secret), and is there room (service-wide, per key and per client
+address). Other routes ask
 it only who is calling.
 
 A refusal is an HTTP response sent before the WebSocket upgrade or the SDP answer, with an
@@ -109,11 +110,13 @@ class Gate:
         subprotocols: Sequence[str] = (),
         *,
         vouched_for: str | None = None,
+        address: str | None = None,
     ) -> Admitted | Refusal:
         """A session may open: a slot is taken (the caller releases it when it ends).
         ``vouched_for``: the caller was authenticated another way (a Twilio signature),
-        under this name for its limits."""
-        outcome = self._check(headers, subprotocols, vouched_for)
+        under this name for its limits. ``address``: the client's IP address, for the
+        per-address limit (None where it means nothing, as for Twilio's media servers)."""
+        outcome = self._check(headers, subprotocols, vouched_for, address)
         if isinstance(outcome, Refusal):
             self._metrics.sessions_refused_total.labels(reason=outcome.code).inc()
         return outcome
@@ -128,7 +131,11 @@ class Gate:
         return caller if isinstance(caller, Refusal) else None
 
     def _check(
-        self, headers: Mapping[str, str], subprotocols: Sequence[str], vouched_for: str | None
+        self,
+        headers: Mapping[str, str],
+        subprotocols: Sequence[str],
+        vouched_for: str | None,
+        address: str | None,
     ) -> Admitted | Refusal:
         if self.draining:
             return Refusal(
@@ -150,7 +157,7 @@ class Gate:
                 f"in {RETRY_AFTER_S} s", type="server_error",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )  # fmt: skip
-        slot = self.live.admit(caller.key_id)
+        slot = self.live.admit(caller.key_id, address)
         if isinstance(slot, Full):
             return Refusal(
                 slot.status, slot.code, slot.message,

@@ -45,9 +45,12 @@ async def session(
     key: str | None = None,
     subprotocol_key: str | None = None,
     origin: str | None = None,
+    forwarded_for: str | None = None,
 ) -> AsyncIterator[tuple[ClientConnection, dict[str, Any]]]:
     """A WebSocket session and its ``session.created`` event."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
     protocols = ["realtime"] + ([f"openai-insecure-api-key.{subprotocol_key}"]
                                 if subprotocol_key else [])  # fmt: skip
     async with connect(
@@ -233,6 +236,31 @@ async def test_a_webrtc_offer_that_never_connects_holds_a_slot_until_it_is_freed
         else:
             pytest.fail("the unconnected offer's slot was not freed")
         assert time.monotonic() - started < 15
+
+
+@pytest.fixture(scope="module")
+def per_address_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    log = tmp_path_factory.mktemp("per-address") / "serve.log"
+    with ServiceProcess("--max-sessions-per-ip", "1", log_path=log) as service:
+        yield service
+
+
+async def test_one_client_address_cannot_take_every_slot(
+    per_address_service: ServiceProcess,
+) -> None:
+    async with session(per_address_service):
+        status, body, headers = await refused(per_address_service)
+        assert status == 429 and body["error"]["code"] == "address_limit_reached"
+        assert headers["Retry-After"].isdigit()
+        async with httpx.AsyncClient(base_url=per_address_service.http_url, timeout=10) as http:
+            offer = await http.post("/v1/realtime/calls", content=(await make_offer()).encode(),
+                                    headers={"Content-Type": "application/sdp"})  # fmt: skip
+        assert offer.status_code == 429, "WebRTC offers count against the same address"
+        # Through a trusted proxy (loopback, uvicorn's default), X-Forwarded-For names the
+        # client: another client behind the same proxy has its own allowance.
+        async with session(per_address_service, forwarded_for="203.0.113.7"):
+            status, _, _ = await refused(per_address_service, forwarded_for="203.0.113.7")
+            assert status == 429
 
 
 async def test_phone_calls_need_twilios_signature_or_a_key(keyed_service: ServiceProcess) -> None:

@@ -174,3 +174,15 @@ def test_the_per_session_rate_limits_come_from_the_command_line() -> None:
     assert raised.event_burst == 2500 and raised.byte_burst == 64 << 20
     with pytest.raises(ValueError, match="--max-mb-per-s must be positive"):
         limits("--max-mb-per-s", "0")
+
+
+def test_admission_counts_sessions_per_client_address_where_one_is_given() -> None:
+    live = LiveSessions(AdmissionLimits(max_sessions=10, max_sessions_per_address=2))
+    here = [live.admit(None, "198.51.100.1") for _ in range(2)]
+    assert all(isinstance(slot, Slot) for slot in here)
+    over = live.admit(None, "198.51.100.1")
+    assert isinstance(over, Full) and (over.status, over.code) == (429, "address_limit_reached")
+    assert isinstance(live.admit(None, "198.51.100.2"), Slot)
+    assert isinstance(live.admit(None, None), Slot), "no address (a phone call): not counted"
+    here[0].release()  # type: ignore[union-attr]
+    assert isinstance(live.admit(None, "198.51.100.1"), Slot)
