@@ -14,6 +14,7 @@ generator (``aclose``, e.g. through ``contextlib.aclosing``): backends must rele
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
@@ -91,6 +92,27 @@ def add_usage(total: EngineUsage | None, usage: EngineUsage) -> EngineUsage:
         cached_prompt_tokens=total.cached_prompt_tokens + usage.cached_prompt_tokens,
         retries=total.retries + usage.retries,
     )
+
+
+@dataclass
+class UsageTally:
+    """The usage of the several requests of one turn, added up as their streams pass."""
+
+    total: EngineUsage | None = None
+
+    def add(self, usage: EngineUsage) -> None:
+        self.total = add_usage(self.total, usage)
+
+    async def relay(
+        self, events: AsyncGenerator[EngineEvent, None]
+    ) -> AsyncGenerator[EngineEvent, None]:
+        """``events`` but their usage, which is added up here (and closed with the relay)."""
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, EngineUsage):
+                    self.add(event)
+                else:
+                    yield event
 
 
 @dataclass(frozen=True)

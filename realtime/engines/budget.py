@@ -21,7 +21,7 @@ from realtime.engines.base import (
     EngineSession,
     EngineUsage,
     ReasoningDelta,
-    add_usage,
+    UsageTally,
 )
 
 
@@ -44,7 +44,7 @@ async def stream_within_budget(
     reasoning: list[str] = []
     reasoning_tokens = 0
     spent = budget <= 0
-    usage: EngineUsage | None = None
+    usage = UsageTally()
     if not spent:
         async with contextlib.aclosing(engine.stream(request)) as stream:
             async for event in stream:
@@ -59,22 +59,19 @@ async def stream_within_budget(
                         spent = True
                         break
                 elif isinstance(event, EngineUsage):
-                    usage = add_usage(usage, event)
+                    usage.add(event)
                 else:
                     yield event
         if spent:
-            usage = add_usage(
-                usage,
-                EngineUsage(completion_tokens=reasoning_tokens, reasoning_tokens=reasoning_tokens),
+            usage.add(
+                EngineUsage(completion_tokens=reasoning_tokens, reasoning_tokens=reasoning_tokens)
             )
     if spent and then_answer:
-        async for event in _answer(engine, request, "".join(reasoning), reasoning_tokens):
-            if isinstance(event, EngineUsage):
-                usage = add_usage(usage, event)
-            else:
-                yield event
-    if usage is not None:
-        yield usage
+        answer = _answer(engine, request, "".join(reasoning), reasoning_tokens)
+        async for event in usage.relay(answer):
+            yield event
+    if usage.total is not None:
+        yield usage.total
 
 
 async def _answer(

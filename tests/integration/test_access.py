@@ -203,6 +203,12 @@ async def test_sessions_past_the_limits_are_refused_and_a_freed_slot_is_reused(
     assert 'step_realtime_sessions_refused_total{reason="server_at_capacity"}' in text
 
 
+async def post_offer(http: httpx.AsyncClient) -> httpx.Response:
+    """A WebRTC offer, as a browser posts it (without its key: these services have none)."""
+    return await http.post("/v1/realtime/calls", content=(await make_offer()).encode(),
+                           headers={"Content-Type": "application/sdp"})  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def one_slot_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     log = tmp_path_factory.mktemp("one-slot") / "serve.log"
@@ -214,13 +220,9 @@ async def test_a_webrtc_offer_that_never_connects_holds_a_slot_until_it_is_freed
     one_slot_service: ServiceProcess,
 ) -> None:
     async with httpx.AsyncClient(base_url=one_slot_service.http_url, timeout=10) as http:
-
-        async def offer() -> httpx.Response:
-            return await http.post("/v1/realtime/calls", content=(await make_offer()).encode(),
-                                   headers={"Content-Type": "application/sdp"})  # fmt: skip
-
-        assert (await offer()).status_code == 201  # the caller goes away: no ICE, no DTLS
-        refused = await offer()
+        # The caller goes away: no ICE, no DTLS.
+        assert (await post_offer(http)).status_code == 201
+        refused = await post_offer(http)
         assert refused.status_code == 503 and refused.headers["Retry-After"].isdigit()
         with pytest.raises(InvalidStatus):
             async with session(one_slot_service):
@@ -240,8 +242,9 @@ async def test_a_webrtc_offer_that_never_connects_holds_a_slot_until_it_is_freed
 
 @pytest.fixture(scope="module")
 def per_address_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    log = tmp_path_factory.mktemp("per-address") / "serve.log"
-    with ServiceProcess("--max-sessions-per-ip", "1", log_path=log) as service:
+    with ServiceProcess(
+        "--max-sessions-per-ip", "1", log_path=tmp_path_factory.mktemp("ip") / "serve.log"
+    ) as service:
         yield service
 
 
@@ -253,8 +256,7 @@ async def test_one_client_address_cannot_take_every_slot(
         assert status == 429 and body["error"]["code"] == "address_limit_reached"
         assert headers["Retry-After"].isdigit()
         async with httpx.AsyncClient(base_url=per_address_service.http_url, timeout=10) as http:
-            offer = await http.post("/v1/realtime/calls", content=(await make_offer()).encode(),
-                                    headers={"Content-Type": "application/sdp"})  # fmt: skip
+            offer = await post_offer(http)
         assert offer.status_code == 429, "WebRTC offers count against the same address"
         # Through a trusted proxy (loopback, uvicorn's default), X-Forwarded-For names the
         # client: another client behind the same proxy has its own allowance.

@@ -42,7 +42,7 @@ from realtime.engines.base import (
     EngineUsage,
     ReasoningDelta,
     TranscriptionHints,
-    add_usage,
+    UsageTally,
 )
 from realtime.engines.step_audio import call_opening
 from realtime.engines.vllm.client import (
@@ -125,27 +125,21 @@ class VllmSession:
             async for event in self._generate(request):
                 yield event
             return
-        usage: EngineUsage | None = None
+        usage = UsageTally()
         continuation = request.continuation
         if request.starts_in_reasoning:
             reasoning: list[str] = []
-            async for event in self._generate(request, until_reply=True):
-                if isinstance(event, EngineUsage):
-                    usage = event
-                else:
-                    if isinstance(event, ReasoningDelta):
-                        reasoning.append(event.text)
-                    yield event
+            async for event in usage.relay(self._generate(request, until_reply=True)):
+                if isinstance(event, ReasoningDelta):
+                    reasoning.append(event.text)
+                yield event
             before = continuation.reasoning if continuation is not None else ""
             continuation = Continuation(before + "".join(reasoning), reasoning_closed=True)
         forced = dataclasses.replace(request, continuation=continuation)
-        async for event in self._generate(forced, call_opening=opening):
-            if isinstance(event, EngineUsage):
-                usage = add_usage(usage, event)
-            else:
-                yield event
-        if usage is not None:
-            yield usage
+        async for event in usage.relay(self._generate(forced, call_opening=opening)):
+            yield event
+        if usage.total is not None:
+            yield usage.total
 
     async def _generate(
         self,
