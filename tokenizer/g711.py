@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from tokenizer.pcm import require_mono_int16
+
 G711_SAMPLE_RATE = 8_000
 
 _ULAW_BIAS = 0x84
@@ -20,15 +22,6 @@ _ULAW_SEGMENT_ENDS = np.array([0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF, 0x3FFF,
 _ALAW_SEGMENT_ENDS = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF])
 
 
-def _as_int16(pcm: npt.ArrayLike) -> npt.NDArray[np.int16]:
-    array = np.asarray(pcm)
-    if array.dtype != np.int16:
-        raise TypeError(f"G.711 encoding needs int16 samples, got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise ValueError(f"G.711 encoding needs mono (1-D) samples, got shape {array.shape}")
-    return array
-
-
 def _codes(data: bytes | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     if isinstance(data, bytes | bytearray | memoryview):
         return np.frombuffer(data, dtype=np.uint8)
@@ -37,7 +30,7 @@ def _codes(data: bytes | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 def ulaw_encode(pcm: npt.ArrayLike) -> bytes:
     """int16 samples → μ-law bytes."""
-    x = _as_int16(pcm).astype(np.int32)
+    x = require_mono_int16(pcm, "G.711 encoding").astype(np.int32)
     sign = np.where(x < 0, 0x80, 0)
     magnitude = np.minimum(np.abs(x), _ULAW_CLIP) + _ULAW_BIAS
     exponent = np.searchsorted(_ULAW_SEGMENT_ENDS, magnitude, side="left")
@@ -56,7 +49,7 @@ def _ulaw_table() -> npt.NDArray[np.int16]:
 
 def alaw_encode(pcm: npt.ArrayLike) -> bytes:
     """int16 samples → A-law bytes."""
-    x = _as_int16(pcm).astype(np.int32) >> 3  # A-law works on 13 bits
+    x = require_mono_int16(pcm, "G.711 encoding").astype(np.int32) >> 3  # A-law works on 13 bits
     negative = x < 0
     mask = np.where(negative, 0x55, 0xD5)
     magnitude = np.where(negative, -x - 1, x)

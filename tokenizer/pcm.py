@@ -19,7 +19,8 @@ class AudioFormatError(ValueError):
     """Audio data that cannot be decoded as what it claims to be (bad base64, PCM16, or WAV)."""
 
 
-def _require_int16(pcm: npt.ArrayLike, what: str) -> npt.NDArray[np.int16]:
+def require_mono_int16(pcm: npt.ArrayLike, what: str) -> npt.NDArray[np.int16]:
+    """``pcm`` as a 1-D int16 array; ``what`` needs it so (it names the error)."""
     array = np.asarray(pcm)
     if array.dtype != np.int16:
         raise TypeError(f"{what} needs int16 samples, got dtype {array.dtype}")
@@ -46,7 +47,7 @@ def pcm16_from_base64(data: str) -> npt.NDArray[np.int16]:
 
 def pcm16_to_base64(pcm: npt.NDArray[np.int16]) -> str:
     """Encode int16 samples as base64 little-endian PCM16."""
-    samples = _require_int16(pcm, "pcm16_to_base64")
+    samples = require_mono_int16(pcm, "pcm16_to_base64")
     return base64.b64encode(samples.astype("<i2", copy=False).tobytes()).decode("ascii")
 
 
@@ -63,7 +64,7 @@ def float32_to_pcm16(x: npt.ArrayLike) -> npt.NDArray[np.int16]:
 
 def wav_bytes(pcm: npt.NDArray[np.int16], sample_rate: int) -> bytes:
     """A complete mono 16-bit PCM WAV file holding `pcm`."""
-    samples = _require_int16(pcm, "wav_bytes")
+    samples = require_mono_int16(pcm, "wav_bytes")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as writer:
         writer.setnchannels(1)
