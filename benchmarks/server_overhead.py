@@ -39,16 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from realtime.client import RealtimeClient, speak_turn
 from realtime.client.events import ServerEvent
 from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
+from tests.support.speech import SENTENCES, synthesize
 
 RATE = 24_000
-SENTENCES = (
-    "Hello there, how are you doing today?",
-    "What is the weather like in Paris?",
-    "Please tell me a short story about a dog.",
-    "One two three four five six seven.",
-    "Can you remind me to buy some milk?",
-)
 BARGE_IN_PROMPT = "Tell me about the long history of the great city of Rome, please."
 BARGE_IN_CUT = "Stop, that is enough."
 

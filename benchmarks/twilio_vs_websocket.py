@@ -44,18 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from realtime.client.turn import voiced_end
 from realtime.transports.twilio import TWILIO_MEDIA_STREAM_PATH
 from tests.support.service import ServiceProcess
-from tests.support.speech import silence, synthesize
+from tests.support.speech import SENTENCES, silence, synthesize
 from tokenizer.g711 import ulaw_encode
 
 PHONE_RATE = 8_000
 PHONE_FRAME = 160  # 20 ms
-SENTENCES = (
-    "Hello there, how are you doing today?",
-    "What is the weather like in Paris?",
-    "Please tell me a short story about a dog.",
-    "One two three four five six seven.",
-    "Can you remind me to buy some milk?",
-)
 TURN_TIMEOUT_S = 60.0
 
 

@@ -39,16 +39,9 @@ from realtime.client.connection import RealtimeConnection
 from realtime.client.turn import TurnResult
 from realtime.client.webrtc import RealtimeWebRtcClient
 from tests.support.service import ServiceProcess
-from tests.support.speech import silence, synthesize
+from tests.support.speech import SENTENCES, silence, synthesize
 
 RATE = 24_000
-SENTENCES = (
-    "Hello there, how are you doing today?",
-    "What is the weather like in Paris?",
-    "Please tell me a short story about a dog.",
-    "One two three four five six seven.",
-    "Can you remind me to buy some milk?",
-)
 TURN_TIMEOUT_S = 60.0
 
 

@@ -13,6 +13,15 @@ import soxr
 
 SAMPLE_RATE = 16_000
 
+SENTENCES = (
+    "Hello there, how are you doing today?",
+    "What is the weather like in Paris?",
+    "Please tell me a short story about a dog.",
+    "One two three four five six seven.",
+    "Can you remind me to buy some milk?",
+)
+"""The utterances the latency benchmarks speak, so that their figures compare."""
+
 
 def synthesize(text: str, sample_rate: int = SAMPLE_RATE, *, ssml: bool = False) -> np.ndarray:
     """espeak-ng speaking ``text``, resampled from its 22050 Hz to mono int16 at ``sample_rate``.
