@@ -85,6 +85,15 @@ class RecordingSink:
         self.closed_with = (code, reason)
 
 
+async def manual_turns(session: Session) -> None:
+    """Turn detection off: turns end when the client commits them."""
+    update = {
+        "type": "session.update",
+        "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+    }
+    await session.handle_message(json.dumps(update))
+
+
 async def append(session: Session, pcm: np.ndarray) -> None:
     """One ``input_audio_buffer.append`` of ``pcm``."""
     message = {"type": "input_audio_buffer.append", "audio": pcm16_to_base64(pcm)}

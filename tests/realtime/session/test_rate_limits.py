@@ -10,7 +10,13 @@ import pytest
 
 from realtime.session.rate_limits import RateLimits
 from realtime.session.services import SessionServices, SessionSettings
-from tests.realtime.session.support import append, running_session, session_services, until
+from tests.realtime.session.support import (
+    append,
+    manual_turns,
+    running_session,
+    session_services,
+    until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +30,7 @@ async def test_audio_much_faster_than_real_time_is_refused_and_what_came_before_
     services: SessionServices,
 ) -> None:
     async with running_session(services) as (session, sink):
-        manual = {"type": "session.update", "session": {"type": "realtime", "audio": {
-            "input": {"turn_detection": None}}}}  # fmt: skip
-        await session.handle_message(json.dumps(manual))
+        await manual_turns(session)
         second = np.zeros(24_000, dtype=np.int16)
         for _ in range(4):  # 4 s of audio at once: 2 s of burst, the rest refused
             await append(session, second)

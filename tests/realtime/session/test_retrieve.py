@@ -12,7 +12,13 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
 from realtime.session.services import SessionServices, SessionSettings
-from tests.realtime.session.support import append, running_session, session_services, until
+from tests.realtime.session.support import (
+    append,
+    manual_turns,
+    running_session,
+    session_services,
+    until,
+)
 from tests.support.speech import synthesize
 
 
@@ -26,9 +32,7 @@ async def test_a_committed_turn_comes_back_with_its_audio_and_a_missing_item_is_
     services: SessionServices,
 ) -> None:
     async with running_session(services) as (session, sink):
-        manual = {"type": "session.update", "session": {"type": "realtime", "audio": {
-            "input": {"turn_detection": None}}}}  # fmt: skip
-        await session.handle_message(json.dumps(manual))
+        await manual_turns(session)
         speech = synthesize("Hello there.", 24_000)
         await append(session, speech)
         await session.handle_message(json.dumps({"type": "input_audio_buffer.commit"}))
