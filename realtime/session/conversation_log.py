@@ -165,34 +165,20 @@ class ConversationLog:
         context: list[ConversationItem] = []
         for index, spec in enumerate(specs):
             if isinstance(spec, ce.ItemReference):
-                found = next((i for i in self.items if i.id == spec.id), None)
-                if found is None:
-                    raise ProtocolError("item_not_found", f"no item with id {spec.id}",
-                                        f"response.input[{index}].id", event_id)  # fmt: skip
-                context.append(found)
-            elif isinstance(spec, ce.FunctionCallItem):
-                context.append(FunctionCallItem(spec.id or ev.new_id("item"),
-                                                spec.call_id or ev.new_id("call"), spec.name,
-                                                spec.arguments or "{}"))  # fmt: skip
-            elif isinstance(spec, ce.FunctionCallOutputItem):
-                context.append(FunctionCallOutputItem(spec.id or ev.new_id("item"), spec.call_id,
-                                                      spec.output))  # fmt: skip
+                context.append(self._existing(spec.id, f"response.input[{index}].id", event_id))
             else:
-                context.append(_message_from_spec(spec, spec.id or ev.new_id("item"),
-                                                  input_format, event_id))  # fmt: skip
+                item_id = spec.id or ev.new_id("item")
+                context.append(_new_item(spec, item_id, input_format, event_id))
         return tuple(context)
 
     def retrieve(self, item_id: str, event_id: str | None, input_format: AudioFormat) -> None:
         """``conversation.item.retrieve``: the server's copy of an item, a user turn's audio
         included (as the VAD cut it, at the session's input rate)."""
-        item = next((i for i in self.items if i.id == item_id), None)
-        if item is None:
-            raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id",
-                                event_id)  # fmt: skip
+        item = self._existing(item_id, "item_id", event_id)
         self._outbox.send_now(ev.item_retrieved(_wire_item(item, input_format)))
 
     def assistant_item(self, item_id: str, event_id: str | None) -> AssistantItem:
-        item = next((i for i in self.items if i.id == item_id), None)
+        item = self._find(item_id)
         if not isinstance(item, AssistantItem):
             raise ProtocolError(
                 "item_not_found", f"no assistant item with id {item_id}", "item_id", event_id
@@ -230,27 +216,47 @@ class ConversationLog:
                 )
                 return
 
+    def _find(self, item_id: str) -> ConversationItem | None:
+        return next((i for i in self.items if i.id == item_id), None)
+
+    def _existing(self, item_id: str, param: str, event_id: str | None) -> ConversationItem:
+        item = self._find(item_id)
+        if item is None:
+            raise ProtocolError("item_not_found", f"no item with id {item_id}", param, event_id)
+        return item
+
     def _item_from_spec(
         self, spec: ce.Item, item_id: str, input_format: AudioFormat, event_id: str | None
     ) -> ConversationItem:
-        if isinstance(spec, ce.FunctionCallItem):
-            call_id = spec.call_id or ev.new_id("call")
-            if self.function_call(call_id) is not None:
-                raise ProtocolError(
-                    "invalid_value", f"a function call with call_id {call_id} exists",
-                    "item.call_id", event_id,
-                )  # fmt: skip
-            return FunctionCallItem(item_id, call_id, spec.name, spec.arguments or "{}")
-        if isinstance(spec, ce.FunctionCallOutputItem):
-            if self.function_call(spec.call_id) is None:
-                raise ProtocolError(
-                    "invalid_value",
-                    f"no function call with call_id {spec.call_id} in the conversation",
-                    "item.call_id",
-                    event_id,
-                )
-            return FunctionCallOutputItem(item_id, spec.call_id, spec.output)
-        return _message_from_spec(spec, item_id, input_format, event_id)
+        """A new item for the conversation: a function call's id must be new to it, and a
+        function call's output must answer a call in it."""
+        item = _new_item(spec, item_id, input_format, event_id)
+        if isinstance(item, FunctionCallItem) and self.function_call(item.call_id) is not None:
+            raise ProtocolError(
+                "invalid_value", f"a function call with call_id {item.call_id} exists",
+                "item.call_id", event_id,
+            )  # fmt: skip
+        if isinstance(item, FunctionCallOutputItem) and self.function_call(item.call_id) is None:
+            raise ProtocolError(
+                "invalid_value",
+                f"no function call with call_id {item.call_id} in the conversation",
+                "item.call_id",
+                event_id,
+            )
+        return item
+
+
+def _new_item(
+    spec: ce.Item, item_id: str, input_format: AudioFormat, event_id: str | None
+) -> ConversationItem:
+    """The item a client's spec describes (a message's content checked and decoded)."""
+    if isinstance(spec, ce.FunctionCallItem):
+        return FunctionCallItem(
+            item_id, spec.call_id or ev.new_id("call"), spec.name, spec.arguments or "{}"
+        )
+    if isinstance(spec, ce.FunctionCallOutputItem):
+        return FunctionCallOutputItem(item_id, spec.call_id, spec.output)
+    return _message_from_spec(spec, item_id, input_format, event_id)
 
 
 def _wire_item(item: ConversationItem, input_format: AudioFormat) -> dict[str, Any]:
