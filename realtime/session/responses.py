@@ -60,9 +60,6 @@ class ActiveResponse:
     """False for an out-of-band response (``conversation: "none"``): no history, no
     ``conversation.item.*`` events."""
     message_announced: bool = False
-    message_wanted: bool = False
-    """The reply's message item had content while the response was speculative: it is
-    announced when the response is released."""
 
 
 class ResponseManager:
@@ -169,18 +166,15 @@ class ResponseManager:
         """The response goes onto the wire (its message item follows with its content)."""
         self._outbox.send_now(ev.response_created(self._response_object(active, "in_progress")))
         self._on_active_changed(True, False)
-        if active.message_wanted:
+        if active.responder.has_message:  # it had content while speculative
             self._open_message(active)
 
     def _open_message(self, active: ActiveResponse) -> None:
         """The reply's message item goes into the history and its opening events onto the
         wire, just before its first text or speech. Never for a reply that is only function
         calls, which has no message, as OpenAI's has none."""
-        if active.message_announced:
-            return
-        if active.speculative_turn is not None:
-            active.message_wanted = True
-            return
+        if active.message_announced or active.speculative_turn is not None:
+            return  # a speculative response's message is opened when it is released
         active.message_announced = True
         plan = active.plan
         rid, item_id = plan.response_id, plan.item.id
