@@ -3,8 +3,9 @@
 Twilio sends ``connected``, ``start`` (the stream's ``streamSid``), ``media`` (base64 μ-law at
 8 kHz, 20 ms a message), ``mark`` (a mark of ours whose audio has been played, or dropped by
 a ``clear``), ``dtmf`` and ``stop``. This side sends ``media`` (the reply, μ-law 8 kHz, paced
-by the session's outbox), a ``mark`` after each reply's audio, and ``clear`` when a reply
-is cut off (a barge-in), so that Twilio drops the audio it still holds.
+by the session's outbox), ``mark``s along each reply's audio (their echoes tell the
+session how much the caller heard), and ``clear`` when a reply is cut off (a barge-in), so
+that Twilio drops the audio it still holds.
 
 Underneath is the same ``Session`` as for the realtime WebSocket, with G.711 μ-law as its
 input and output format. Twilio cannot show OpenAI events: they are dropped here, and
