@@ -148,13 +148,25 @@ class TurnListener(Protocol):
 
 @dataclass
 class _Candidate:
-    """A pause long enough to be a candidate end, and its score (asked once, at the candidate
-    point: Smart Turn was trained on turns ending with about 200 ms of silence, and with more
-    trailing silence it calls nearly everything complete)."""
+    """A pause long enough to be a candidate end, and Smart Turn's scores of it so far (asked
+    at each of the timing's ``score_at_ms`` points as the silence grows)."""
 
     end_sample: int  # where the voice ended
-    probability: float | None = None
+    scores: list[float] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+
+    @property
+    def probability(self) -> float | None:
+        return self.scores[-1] if self.scores else None
+
+
+@dataclass(frozen=True)
+class _EarlierAudio:
+    """The audio of a turn that ended just before the user went on: the context Smart Turn
+    hears before the turn ``turn_id``."""
+
+    turn_id: str
+    pcm: np.ndarray
 
 
 class TurnInput:
@@ -193,6 +205,9 @@ class TurnInput:
         self._reply_active = False
         self._idle_from: int | None = None
         self._last_turn_end: int | None = None  # where the voice of the last turn ended
+        self._last_turn_audio: np.ndarray | None = None  # its last 8 s
+        self._reply_started_at: int | None = None  # input sample when the last reply started
+        self._context: _EarlierAudio | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -289,6 +304,7 @@ class TurnInput:
 
     def reply_started(self) -> None:
         self._reply_active = True
+        self._reply_started_at = self.buffer.end
         self._idle_from = None
 
     def reply_ended(self, *, completed: bool) -> None:
@@ -331,7 +347,7 @@ class TurnInput:
             else:
                 self._on_speech_stopped(event)
         now = result.end_sample
-        if self._turn is not None and self._turn.feed(self.buffer, now):
+        if self._turn is not None and self._turn.feed(self.buffer, self._feed_limit(now)):
             self._emit(TurnChunkClosed(self._turn.snapshot()))
         if self._turn is not None:
             if self._suspected is not None:
@@ -339,6 +355,14 @@ class TurnInput:
             else:
                 self._follow_pause(now)
         self._check_idle(now)
+
+    def _feed_limit(self, now: int) -> int:
+        """How far the turn's chunker may be fed: while a candidate end is pending, no further
+        than the turn's end there, so that the turn committed at that pause is exactly the
+        one previewed for the speculative reply (its chunks included)."""
+        if self._candidate is None:
+            return now
+        return min(now, self._turn_end(self._candidate.end_sample))
 
     def _check_quiet_tail(self) -> None:
         """Let the silence window end inside the VAD chunk still being received.
@@ -372,13 +396,12 @@ class TurnInput:
         )
         self._idle_from = None
         self._turn = TurnInProgress(new_id("item"), start, self.settings.prefill_chunk_s)
+        going_on = self._goes_on(started.start_sample)
+        self._context = None
+        if going_on and self._last_turn_audio is not None:
+            self._context = _EarlierAudio(self._turn.item.id, self._last_turn_audio)
         detection = self._detection
         interrupts = self._reply_active and detection is not None and detection.interrupt_response
-        going_on = (
-            self._last_turn_end is not None
-            and started.start_sample - self._last_turn_end
-            < self.settings.interruption.continuation_ms * _SAMPLES_PER_MS
-        )
         if interrupts and going_on:
             self._emit(UserSpeechStarted(self._turn.item.id, start // _SAMPLES_PER_MS, True))
             return
@@ -389,6 +412,17 @@ class TurnInput:
             self._emit(ReplyPaused())
             return
         self._emit(UserSpeechStarted(self._turn.item.id, start // _SAMPLES_PER_MS))
+
+    def _goes_on(self, speech_start: int) -> bool:
+        """Speech starting this soon after the user's last turn ended, or after the reply to
+        it started (which was then inside the user's own pause), is that user going on."""
+        if self._last_turn_end is None:
+            return False
+        window = self.settings.interruption.continuation_ms * _SAMPLES_PER_MS
+        since = self._last_turn_end
+        if self._reply_started_at is not None and self._reply_started_at > since:
+            since = self._reply_started_at
+        return speech_start - since < window
 
     def _judge_interruption(self, now: int) -> None:
         suspected = self._suspected
@@ -425,36 +459,65 @@ class TurnInput:
             self._drop_candidate()  # a new pause after speech the VAD barely registered
             self._emit(TurnContinues())
             candidate = None
+        silence = now - pause_start
         if candidate is None:
-            if now - pause_start < timing.candidate_ms * _SAMPLES_PER_MS:
+            if silence < timing.candidate_ms * _SAMPLES_PER_MS:
                 return
             candidate = self._candidate = _Candidate(end_sample=pause_start)
             if self.settings.speculative_start:
                 self._emit(TurnMayEnd(self._preview(pause_start)))
-            if self._scorer is not None and timing.completion_threshold is not None:
-                candidate.task = asyncio.create_task(self._score(candidate, now))
+        if (
+            self._scorer is None
+            or timing.completion_threshold is None
+            or candidate.task is not None
+            or len(candidate.scores) >= len(timing.score_at_ms)
+            or silence < timing.score_at_ms[len(candidate.scores)] * _SAMPLES_PER_MS
+        ):
+            return
+        candidate.task = asyncio.create_task(self._score(candidate, now))
 
     async def _score(self, candidate: _Candidate, now: int) -> None:
+        """Smart Turn's score of the turn up to ``now`` (its trailing silence included); the
+        turn ends once the mean of the latest ``average_scores`` reaches the threshold."""
         turn, scorer, timing = self._turn, self._scorer, self._timing
         assert turn is not None and scorer is not None and timing is not None
-        window_start = max(turn.start_sample, now - SMART_TURN_WINDOW_SAMPLES)
-        audio = self.buffer.slice(window_start, now)
+        audio = self._scoring_window(turn, now)
         try:
             probability = await scorer.score(audio)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("turn-completion model failed; this pause ends at the longest silence")
+            candidate.scores = [0.0] * len(timing.score_at_ms)  # ask no more at this pause
             return
         finally:
             candidate.task = None
         if self._candidate is not candidate or self._turn is not turn:
             return
-        candidate.probability = probability
+        candidate.scores.append(probability)
+        latest = candidate.scores[-timing.average_scores :]
         threshold = timing.completion_threshold
-        if threshold is not None and probability >= threshold:
+        if (
+            threshold is not None
+            and len(latest) == timing.average_scores
+            and sum(latest) / len(latest) >= threshold
+        ):
             self._end_turn(candidate.end_sample, self.buffer.end, "semantic", probability)
             self._detector.reset()
+
+    def _scoring_window(self, turn: TurnInProgress, now: int) -> np.ndarray:
+        """The last 8 s of the turn up to ``now``. When the turn is the user going on right
+        after a turn of theirs that ended too early, that turn's audio comes first: scored
+        alone, the next clause would sound like a complete turn."""
+        window_start = max(turn.start_sample, now - SMART_TURN_WINDOW_SAMPLES)
+        audio = self.buffer.slice(window_start, now)
+        context = self._context
+        if context is None or context.turn_id != turn.item.id:
+            return audio
+        room = SMART_TURN_WINDOW_SAMPLES - len(audio)
+        if room <= 0:
+            return audio
+        return np.concatenate([context.pcm[-room:], audio])
 
     def _on_speech_stopped(self, stopped: SpeechStopped) -> None:
         if self._turn is None:
@@ -485,6 +548,11 @@ class TurnInput:
         )
         self._turn = None
         self._last_turn_end = voice_end
+        self._reply_started_at = None
+        earlier = self._context.pcm if self._context is not None else np.zeros(0, np.int16)
+        pcm = np.concatenate([earlier, *item.chunks])
+        self._last_turn_audio = pcm[-SMART_TURN_WINDOW_SAMPLES:]
+        self._context = None
         self._drop_candidate()
         self.buffer.drop_before(end)
         self._emit(
