@@ -26,7 +26,7 @@ import orjson
 from starlette.websockets import WebSocket
 
 from realtime.protocol.errors import ProtocolError
-from realtime.protocol.session_config import PcmuFormat, SessionConfig
+from realtime.protocol.session_config import EchoCancellation, PcmuFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
@@ -171,10 +171,14 @@ class TwilioSink:
 
 
 def phone_config(base: SessionConfig) -> SessionConfig:
-    """The server's default session with G.711 μ-law both ways, as Twilio carries."""
+    """The server's default session with G.711 μ-law both ways, as Twilio carries, and the
+    server's echo cancellation on (a phone on speaker hears the reply; Twilio's marks say
+    when it played)."""
     audio = base.audio.model_copy(
         update={
-            "input": base.audio.input.model_copy(update={"format": PcmuFormat()}),
+            "input": base.audio.input.model_copy(
+                update={"format": PcmuFormat(), "x_echo_cancellation": EchoCancellation()}
+            ),
             "output": base.audio.output.model_copy(update={"format": PcmuFormat()}),
         }
     )
