@@ -195,6 +195,17 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="speech over a reply at least this long cuts it (barge-in); shorter speech "
         "(a cough, 'mm-hmm') only pauses it, and it resumes (default: %(default)s)",
     )  # fmt: skip
+    telemetry = parser.add_argument_group("telemetry")
+    telemetry.add_argument(
+        "--otel-endpoint", metavar="URL",
+        help="send OpenTelemetry traces (a span per session and per turn) to this OTLP "
+        "collector, e.g. http://127.0.0.1:4318; without it, tracing is on only when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set",
+    )  # fmt: skip
+    telemetry.add_argument(
+        "--otel-protocol", choices=["http/protobuf", "grpc"],
+        help="OTLP transport (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
+    )  # fmt: skip
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
@@ -229,6 +240,7 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.session.services import SessionSettings
     from realtime.speaking.base import SpeakingParams
     from realtime.speaking.factory import policy_names_for
+    from realtime.telemetry.tracing import TracingOptions
     from realtime.transports.webrtc.options import WebRtcOptions
     from realtime.turns.input import TurnSettings
     from realtime.turns.interruption import InterruptionParams
@@ -310,6 +322,7 @@ def _serve(args: argparse.Namespace) -> int:
         webrtc=WebRtcOptions(
             ice_servers=tuple(args.ice_server), allow_loopback=args.webrtc_allow_loopback
         ),
+        tracing=TracingOptions(endpoint=args.otel_endpoint, protocol=args.otel_protocol),
     )
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

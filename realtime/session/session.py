@@ -101,6 +101,7 @@ class Session:
         self.supervisor = Supervisor(
             self.config.id, services.metrics, self.outbox.send_now, self.end
         )
+        self.trace = services.tracing.session(self.config.id, sink.name)
         self.responses = ResponseManager(
             services,
             self.outbox,
@@ -109,6 +110,7 @@ class Session:
             lambda: self.config,
             watch=lambda task, where: self.supervisor.watch(task, where, vital=False),
             on_active_changed=self._on_response_active_changed,
+            trace=self.trace,
         )
         self._speech_started_at: float | None = None
         self._prefill_task: asyncio.Task[None] | None = None
@@ -182,6 +184,7 @@ class Session:
         self._stop_prefill()
         await self.input.aclose()
         await self.responses.aclose()
+        self.trace.end()
         self.outbox.close()
         for task in self._tasks:
             task.cancel()
