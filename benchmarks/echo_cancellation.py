@@ -11,10 +11,12 @@ pacing and espeak-ng replies, running in real time). Every room runs twice at on
   judged a backchannel after); false turns: ``speech_started`` with no one speaking;
 - real barge-ins detected: the user (another espeak-ng voice, at the reply's level as
   played) talks over a reply 2.5 s in; detected when the reply is cut;
-- stop: from the first sound of the user's voice reaching the session to the end of the
-  last reply frame the server sent (the reply pauses when the VAD hears speech; mean and
-  worst). Trials whose reply its own echo had already cut are left out (and said so);
-  "no echo" is the baseline: the VAD's own time to hear this utterance;
+- VAD heard: from the first sound of the user's voice reaching the session to the session
+  pausing the reply (the VAD's speech start; mean);
+- stop: from the same first sound to the end of the last reply frame the server sent (the
+  reply pauses when the VAD hears speech; mean and worst). Trials whose reply its own echo
+  had already cut are left out (and said so); "no echo" is the baseline: the VAD's own
+  time to hear this utterance;
 - ERLE: echo return loss enhancement over the echo-only stretch (the stage's input energy
   over its output energy, dB);
 - CPU: process time of the stage alone per second of audio (20 ms frames, echo present).
@@ -76,8 +78,10 @@ def stage_cpu_ms_per_s(seconds: float = 20.0) -> float:
 def _row(result: RoomResult) -> str:
     heard = [t for t in result.barge_ins if (t.stopped_after_ms or 0.0) >= 0.0]
     stops = [t.stopped_after_ms for t in heard if t.stopped_after_ms is not None]
+    pauses = [t.paused_after_ms for t in heard if t.paused_after_ms is not None]
     detected = sum(t.detected for t in heard)
     stop = f"{np.mean(stops):4.0f} / {max(stops):4.0f}" if stops else "   - /    -"
+    heard_at = f"{np.mean(pauses):4.0f}" if pauses else "   -"
     erle = f"{result.erle_db:5.1f}" if result.erle_db is not None else "    -"
     cut_before = len(result.barge_ins) - len(heard)
     note = f" ({cut_before} replies already cut by their echo)" if cut_before else ""
@@ -86,7 +90,7 @@ def _row(result: RoomResult) -> str:
         f"{result.reply_s:6.1f} | "
         f"{result.false_barge_ins_per_min:5.1f} ({result.false_barge_ins}) | "
         f"{result.false_pauses:6d} | {result.false_turns:5d} | "
-        f"{detected}/{len(heard)} | {stop} | {erle}{note}"
+        f"{detected}/{len(heard)} | {heard_at} | {stop} | {erle}{note}"
     )
 
 
@@ -112,7 +116,7 @@ def main() -> None:
     results = asyncio.run(run(args.echo_only_s, args.barge_ins))
     print(
         "          room | AEC | reply s | false barge-ins/min (n) | false pauses | "
-        "false turns | barge-ins detected | stop ms mean / worst | ERLE dB"
+        "false turns | barge-ins detected | VAD heard ms | stop ms mean / worst | ERLE dB"
     )
     for result in results:
         print(_row(result))

@@ -17,7 +17,7 @@ estimator finds that lead, up to about half a second.
 
 The canceller is AEC3 of webrtc-audio-processing through the ``pywebrtc-audio`` wheel
 (Apache-2.0; native code, no model file). It works on 10 ms blocks, so the stage delays
-the input by 10 ms, and costs about 10 ms of CPU per second of audio
+the input by 10 ms, and costs about 9.5 ms of CPU per second of audio (1% of a core)
 (``benchmarks/echo_cancellation.py``).
 """
 

@@ -9,9 +9,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from realtime.protocol.session_config import SessionConfig
+from realtime.session.outbox import AudioFrame, Outbox
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.transports.twilio import phone_config
@@ -98,3 +100,36 @@ async def test_echo_alone_causes_no_barge_in_and_a_real_barge_in_still_cuts_the_
     (barge_in,) = on.barge_ins
     assert barge_in.detected
     assert barge_in.paused_after_ms is not None
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, float, float]] = []
+        self.played: list[tuple[str, float]] = []
+
+    def reply_sent(
+        self, response_id: str, pcm: np.ndarray, sample_rate: int, play_at: float, sent_ms: float
+    ) -> None:
+        self.sent.append((response_id, len(pcm), play_at, sent_ms))
+
+    def reply_played(self, response_id: str, played_ms: float) -> None:
+        self.played.append((response_id, played_ms))
+
+
+async def test_the_outbox_tells_when_each_frame_will_play_and_what_the_far_end_played() -> None:
+    now = [10.0]
+    outbox = Outbox(8000, lead_ms=200.0, clock=lambda: now[0])
+    observer = Observer()
+    outbox.observer = observer
+    for _ in range(3):
+        frame = AudioFrame("resp_1", "item_1", np.zeros(160, dtype=np.int16), 0)
+        assert await outbox.enqueue_audio(frame, max_buffered_ms=1000.0)
+        await outbox.get()
+    # Sent at once (within the lead), each plays when the one before it ends.
+    assert observer.sent == [
+        ("resp_1", 160, 10.0, 20.0),
+        ("resp_1", 160, 10.02, 40.0),
+        ("resp_1", 160, 10.04, 60.0),
+    ]
+    outbox.played("resp_1", 40.0)  # a Twilio mark came back
+    assert observer.played == [("resp_1", 40.0)]
