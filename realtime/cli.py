@@ -191,6 +191,15 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "confirmed, dropped unseen if the user goes on)",
     )  # fmt: skip
     turns.add_argument(
+        "--echo-cancellation", action="store_true",
+        help="sessions cancel the reply's echo in their input by default "
+        "(audio.input.x_echo_cancellation; clients may turn it off with session.update)",
+    )  # fmt: skip
+    turns.add_argument(
+        "--no-phone-echo-cancellation", action="store_true",
+        help="phone calls (Twilio) without the server's echo cancellation (on by default)",
+    )  # fmt: skip
+    turns.add_argument(
         "--interrupt-min-speech-ms", type=int, default=600,
         help="speech over a reply at least this long cuts it (barge-in); shorter speech "
         "(a cough, 'mm-hmm') only pauses it, and it resumes (default: %(default)s)",
@@ -228,6 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.engines.vllm.cli_args import vllm_options_from
     from realtime.protocol.session_config import (
         AudioConfig,
+        EchoCancellation,
         InputAudio,
         SemanticVad,
         ServerVad,
@@ -300,8 +310,14 @@ def _serve(args: argparse.Namespace) -> int:
         session=SessionSettings(
             default_config=SessionConfig(
                 instructions=args.instructions,
-                audio=AudioConfig(input=InputAudio(turn_detection=turn_detection)),
+                audio=AudioConfig(
+                    input=InputAudio(
+                        turn_detection=turn_detection,
+                        x_echo_cancellation=EchoCancellation() if args.echo_cancellation else None,
+                    )
+                ),
             ),
+            phone_echo_cancellation=not args.no_phone_echo_cancellation,
             max_event_bytes=max_event_bytes,
             max_session_s=60.0 * args.session_minutes,
             max_history_bytes=int(args.max_history_mb * 1024 * 1024),

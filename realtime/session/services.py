@@ -47,6 +47,8 @@ class SessionSettings:
     max_buffered_reply_ms: float = 2000.0
     incremental_prefill: bool = True
     turns: TurnSettings = field(default_factory=TurnSettings)
+    phone_echo_cancellation: bool = True
+    """Phone calls (Twilio) cancel the reply's echo on the server."""
     default_policy: str = "after-think"
     # Mind-Paced Speaking: reasoning tokens per formulation segment (Tc), the first one
     # (None: Tc), and reply tokens per articulation (Tr); session.speaking overrides them.

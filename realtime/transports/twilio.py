@@ -170,14 +170,15 @@ class TwilioSink:
         await send_json(self._websocket, message)
 
 
-def phone_config(base: SessionConfig) -> SessionConfig:
+def phone_config(base: SessionConfig, *, echo_cancellation: bool = True) -> SessionConfig:
     """The server's default session with G.711 μ-law both ways, as Twilio carries, and the
-    server's echo cancellation on (a phone on speaker hears the reply; Twilio's marks say
-    when it played)."""
+    server's echo cancellation on unless told otherwise (a phone on speaker hears the reply;
+    Twilio's marks say when it played)."""
+    echo = EchoCancellation() if echo_cancellation else None
     audio = base.audio.model_copy(
         update={
             "input": base.audio.input.model_copy(
-                update={"format": PcmuFormat(), "x_echo_cancellation": EchoCancellation()}
+                update={"format": PcmuFormat(), "x_echo_cancellation": echo}
             ),
             "output": base.audio.output.model_copy(update={"format": PcmuFormat()}),
         }
@@ -239,7 +240,10 @@ class TwilioCall:
         if self.session is not None:
             raise TwilioProtocolError("a second 'start' on one stream")
         self.sink = TwilioSink(self._websocket, start.stream_sid, on_played=self._played)
-        config = phone_config(self._services.settings.default_config)
+        settings = self._services.settings
+        config = phone_config(
+            settings.default_config, echo_cancellation=settings.phone_echo_cancellation
+        )
         self.session = Session(self._services, self.sink, config=config)
         if self._on_session is not None:
             self._on_session(self.session)

@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from realtime.protocol.session_config import SessionConfig
+from realtime.protocol.session_config import (
+    AudioConfig,
+    EchoCancellation,
+    InputAudio,
+    SessionConfig,
+)
 from realtime.session.outbox import AudioFrame, Outbox
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
@@ -133,3 +138,23 @@ async def test_the_outbox_tells_when_each_frame_will_play_and_what_the_far_end_p
     ]
     outbox.played("resp_1", 40.0)  # a Twilio mark came back
     assert observer.played == [("resp_1", 40.0)]
+
+
+async def test_a_webrtc_call_starts_without_it_whatever_the_server_default() -> None:
+    from realtime.transports.webrtc.call import WebRtcCall
+    from realtime.transports.webrtc.options import WebRtcOptions
+
+    default = SessionConfig(
+        audio=AudioConfig(input=InputAudio(x_echo_cancellation=EchoCancellation()))
+    )
+    async with session_services(SessionSettings(default_config=default)) as services:
+        call = WebRtcCall(services, WebRtcOptions())
+        try:
+            assert call.session_config().audio.input.x_echo_cancellation is None
+            assert (
+                call.session_config().audio.input.turn_detection
+                == default.audio.input.turn_detection
+            )
+        finally:
+            await call.hang_up("test over")
+    assert phone_config(default, echo_cancellation=False).audio.input.x_echo_cancellation is None
