@@ -40,7 +40,12 @@ _RATE = ENGINE_SAMPLE_RATE
 _BLOCK = _RATE // 100  # AEC3's 10 ms block
 _HISTORY_S = 20.0  # how far ahead of the microphone the reference may be placed
 _JOIN_S = 0.03  # a frame this close to the end of the last one continues it
-_ANCHOR_RISE = 0.002  # per call, how fast the anchor follows a later arrival (slow drift)
+# Per call (a 20 ms frame, typically), how far the anchor moves toward a later arrival: a
+# time constant of about 10 s. The earliest arrival is the right anchor (the reference then
+# leads its echo by the room's delay and the least latency seen, however the network
+# jitters); rising only lets it follow a client whose clock runs slow, which would
+# otherwise pull the reference further and further ahead of its echo.
+_ANCHOR_RISE = 0.002
 _MAX_OFFSET_S = 2.0
 _SENT_KEPT = 1000  # frames whose modelled play time a Twilio mark may ask about
 

@@ -138,3 +138,22 @@ def test_the_echo_of_a_reply_is_removed_and_the_users_voice_kept() -> None:
     echo_alone = slice(7 * RATE, 7 * RATE + len(voice))
     kept = level_db(out[spoken]) - level_db(user[echo_alone])
     assert kept > -10, "the user's voice over the echo keeps most of its level"
+
+
+def test_the_reference_keeps_leading_its_echo_by_little_when_the_clients_clock_runs_slow() -> None:
+    clock = Clock()
+    start = clock.now
+    reference = FarEndReference(clock)
+    slow = 1.001  # the client's 20 ms of audio take 20.02 ms of the server's time
+    latency_s = 0.04  # from capturing a frame's last sample to its arrival
+    frames = round(600 / 0.02)  # ten minutes: 0.6 s of drift
+    for k in range(1, frames + 1):
+        clock.now = start + k * 0.02 * slow + latency_s
+        reference.heard(FRAME)
+        reference.take(FRAME)
+    play_at = clock.now + 0.5
+    reference.reply_sent("r", np.full(320, 900, np.int16), RATE, play_at, 20.0)
+    placed = reference.take(2 * RATE).nonzero()[0][0] + frames * FRAME
+    echo_at = (play_at - start) / slow * RATE  # the sample captured as the frame plays
+    lead_s = (echo_at - placed) / RATE
+    assert 0.0 <= lead_s < 0.1, "the reference leads its echo, and not by the 0.6 s of drift"
