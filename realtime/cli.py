@@ -191,9 +191,29 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "confirmed, dropped unseen if the user goes on)",
     )  # fmt: skip
     turns.add_argument(
+        "--echo-cancellation", action="store_true",
+        help="sessions cancel the reply's echo in their input by default "
+        "(audio.input.x_echo_cancellation; clients may turn it off with session.update)",
+    )  # fmt: skip
+    turns.add_argument(
+        "--no-phone-echo-cancellation", action="store_true",
+        help="phone calls (Twilio) without the server's echo cancellation (on by default)",
+    )  # fmt: skip
+    turns.add_argument(
         "--interrupt-min-speech-ms", type=int, default=600,
         help="speech over a reply at least this long cuts it (barge-in); shorter speech "
         "(a cough, 'mm-hmm') only pauses it, and it resumes (default: %(default)s)",
+    )  # fmt: skip
+    telemetry = parser.add_argument_group("telemetry")
+    telemetry.add_argument(
+        "--otel-endpoint", metavar="URL",
+        help="send OpenTelemetry traces (a span per session and per turn) to this OTLP "
+        "collector, e.g. http://127.0.0.1:4318; without it, tracing is on only when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set",
+    )  # fmt: skip
+    telemetry.add_argument(
+        "--otel-protocol", choices=["http/protobuf", "grpc"],
+        help="OTLP transport (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
     )  # fmt: skip
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -217,6 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.engines.vllm.cli_args import vllm_options_from
     from realtime.protocol.session_config import (
         AudioConfig,
+        EchoCancellation,
         InputAudio,
         SemanticVad,
         ServerVad,
@@ -229,6 +250,7 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.session.services import SessionSettings
     from realtime.speaking.base import SpeakingParams
     from realtime.speaking.factory import policy_names_for
+    from realtime.telemetry.tracing import TracingOptions
     from realtime.transports.webrtc.options import WebRtcOptions
     from realtime.turns.input import TurnSettings
     from realtime.turns.interruption import InterruptionParams
@@ -288,8 +310,14 @@ def _serve(args: argparse.Namespace) -> int:
         session=SessionSettings(
             default_config=SessionConfig(
                 instructions=args.instructions,
-                audio=AudioConfig(input=InputAudio(turn_detection=turn_detection)),
+                audio=AudioConfig(
+                    input=InputAudio(
+                        turn_detection=turn_detection,
+                        x_echo_cancellation=EchoCancellation() if args.echo_cancellation else None,
+                    )
+                ),
             ),
+            phone_echo_cancellation=not args.no_phone_echo_cancellation,
             max_event_bytes=max_event_bytes,
             max_session_s=60.0 * args.session_minutes,
             max_history_bytes=int(args.max_history_mb * 1024 * 1024),
@@ -310,6 +338,7 @@ def _serve(args: argparse.Namespace) -> int:
         webrtc=WebRtcOptions(
             ice_servers=tuple(args.ice_server), allow_loopback=args.webrtc_allow_loopback
         ),
+        tracing=TracingOptions(endpoint=args.otel_endpoint, protocol=args.otel_protocol),
     )
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

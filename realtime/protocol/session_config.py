@@ -123,11 +123,20 @@ class NoiseReduction(_Strict):
     type: Literal["near_field", "far_field"]
 
 
+class EchoCancellation(_Strict):
+    """Extension: cancel the echo of the reply in the input on the server (null: off), with
+    the reply audio sent as the reference. For clients that play the reply through a
+    loudspeaker and do not cancel its echo themselves (browsers do)."""
+
+    type: Literal["server"] = "server"
+
+
 class InputAudio(_Strict):
     format: AudioFormat = Field(default_factory=PcmFormat)
     turn_detection: TurnDetection | None = Field(default_factory=ServerVad)
     transcription: InputTranscription | None = None
     noise_reduction: NoiseReduction | None = None
+    x_echo_cancellation: EchoCancellation | None = None
 
 
 class OutputAudio(_Strict):

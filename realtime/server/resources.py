@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from realtime.engines.factory import EngineOptions, build_engine
 from realtime.server.metrics import ServiceMetrics
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.speaking.factory import build_policies
+from realtime.telemetry.tracing import Tracing, TracingOptions, tracer_provider
 from realtime.transports.webrtc.options import WebRtcOptions
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.smart_turn import SmartTurnBatcher, SmartTurnModel
@@ -23,6 +25,7 @@ class ServiceOptions:
     tts: TtsOptions = field(default_factory=TtsOptions)
     session: SessionSettings = field(default_factory=SessionSettings)
     webrtc: WebRtcOptions = field(default_factory=WebRtcOptions)
+    tracing: TracingOptions = field(default_factory=TracingOptions)
 
 
 @contextlib.asynccontextmanager
@@ -41,6 +44,9 @@ async def open_services(options: ServiceOptions) -> AsyncIterator[SessionService
         smart_turn = SmartTurnBatcher(SmartTurnModel(), observe_call=metrics.observe_smart_turn)
         await smart_turn.start()
         stack.push_async_callback(smart_turn.aclose)
+        tracing = Tracing(tracer_provider(options.tracing))
+        # The last spans are flushed to the collector on the way out, off the event loop.
+        stack.push_async_callback(asyncio.to_thread, tracing.shutdown)
         yield SessionServices(
             engine=engine,
             tts=tts,
@@ -49,4 +55,5 @@ async def open_services(options: ServiceOptions) -> AsyncIterator[SessionService
             policies=build_policies(engine.capabilities),
             metrics=metrics,
             settings=options.session,
+            tracing=tracing,
         )

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -91,6 +91,20 @@ class Delivery:
         return heard
 
 
+class PlaybackObserver(Protocol):
+    """Told about reply audio as it leaves and as the far end reports it played (an echo
+    canceller's far-end reference)."""
+
+    def reply_sent(
+        self, response_id: str, pcm: np.ndarray, sample_rate: int, play_at: float, sent_ms: float
+    ) -> None:
+        """A frame left; by the outbox's pacing it starts playing at ``play_at`` (its clock);
+        ``sent_ms``: the response's audio sent so far, this frame included."""
+        ...
+
+    def reply_played(self, response_id: str, played_ms: float) -> None: ...
+
+
 class OutboxClosed(Exception):
     """The session's transport is gone."""
 
@@ -117,6 +131,7 @@ class Outbox:
         self._room = asyncio.Event()
         self._closed = False
         self._closing: Closing | None = None
+        self.observer: PlaybackObserver | None = None
 
     # -- producers ---------------------------------------------------------------------
 
@@ -253,6 +268,8 @@ class Outbox:
         delivery = self._deliveries[response_id]
         delivery.played_ms = max(delivery.played_ms or 0.0, played_ms)
         delivery.played_reported_at = self._clock()
+        if self.observer is not None:
+            self.observer.reply_played(response_id, played_ms)
 
     def forget(self, response_id: str) -> None:
         """Drop bookkeeping for a finished response (its stale mark stays)."""
@@ -310,7 +327,8 @@ class Outbox:
 
     def _account_sent(self, frame: AudioFrame, now: float) -> None:
         duration_ms = self._frame_ms(frame)
-        self._playout_end = max(self._playout_end, now) + duration_ms / 1000.0
+        play_at = max(self._playout_end, now)
+        self._playout_end = play_at + duration_ms / 1000.0
         delivery = self.delivery(frame.response_id)
         delivery.queued_ms = max(0.0, delivery.queued_ms - duration_ms)
         delivery.sent_ms += duration_ms
@@ -322,6 +340,10 @@ class Outbox:
         if delivery.first_audio_sent_at is None:
             delivery.first_audio_sent_at = now
         delivery.last_audio_sent_at = now
+        if self.observer is not None:
+            self.observer.reply_sent(
+                frame.response_id, frame.pcm, self.sample_rate, play_at, delivery.sent_ms
+            )
         self._room.set()
 
     def _drop_stale(self) -> None:

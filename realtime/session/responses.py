@@ -37,6 +37,7 @@ from realtime.session.responder import Responder, ResponseOutcome, ResponsePlan
 from realtime.session.services import SessionServices
 from realtime.session.timings import TurnTimings
 from realtime.speaking.base import SpeakingParams
+from realtime.telemetry.tracing import SessionTrace, TurnRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,10 @@ class ResponseManager:
         config: Callable[[], SessionConfig],
         watch: Callable[[asyncio.Task[Any], str], None],
         on_active_changed: Callable[[bool, bool], None] = lambda active, completed: None,
+        trace: SessionTrace | None = None,
     ) -> None:
-        """``watch(task, where)`` reports a response task that dies of an exception."""
+        """``watch(task, where)`` reports a response task that dies of an exception; each
+        finished turn goes to ``trace`` (OpenTelemetry spans)."""
         self._services = services
         self._settings = services.settings
         self._outbox = outbox
@@ -83,6 +86,7 @@ class ResponseManager:
         self.active: ActiveResponse | None = None
         self._sent_audio_ms: dict[str, float] = {}
         self._watch = watch
+        self._trace = trace
         self._on_active_changed = on_active_changed
         """Called with (True, False) when a response goes on the wire, and with (False,
         completed) when it ends."""
@@ -483,9 +487,31 @@ class ResponseManager:
         metrics.responses_total.labels(status=status).inc()
         metrics.engine_retries_total.inc(active.timings.engine_retries)
         metrics.observe_turn(active.timings)
+        if self._trace is not None:
+            self._trace.turn(self._turn_record(active, status))
         heard = delivery.heard_ms if status == "cancelled" else delivery.sent_ms
         self._sent_audio_ms[active.plan.item.id] = heard
         self._outbox.forget(active.plan.response_id)
+
+    def _turn_record(self, active: ActiveResponse, status: str) -> TurnRecord:
+        timings = active.timings
+        report = timings.report()
+        info = self._services.engine.info
+        return TurnRecord(
+            response_id=active.plan.response_id,
+            status=status,
+            origin=report["origin"],
+            marks=dict(timings.marks),
+            stages_ms=report["stages_ms"],
+            silence_window_ms=timings.silence_window_ms,
+            attributes={
+                "engine": info.name,
+                "engine.model": info.model,
+                "engine.simulated": info.simulated,
+                "engine.retries": timings.engine_retries,
+                "speaking.policy": active.policy,
+            },
+        )
 
     def _response_object(
         self,

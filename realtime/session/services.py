@@ -12,6 +12,7 @@ from realtime.server.metrics import ServiceMetrics
 from realtime.session.outbox import Outgoing
 from realtime.session.rate_limits import RateLimits
 from realtime.speaking.base import SpeakingPolicy
+from realtime.telemetry.tracing import Tracing
 from realtime.turns.end_of_turn import TurnScorer
 from realtime.turns.input import TurnSettings
 from realtime.turns.vad import VadBatcher
@@ -46,6 +47,8 @@ class SessionSettings:
     max_buffered_reply_ms: float = 2000.0
     incremental_prefill: bool = True
     turns: TurnSettings = field(default_factory=TurnSettings)
+    phone_echo_cancellation: bool = True
+    """Phone calls (Twilio) cancel the reply's echo on the server."""
     default_policy: str = "after-think"
     # Mind-Paced Speaking: reasoning tokens per formulation segment (Tc), the first one
     # (None: Tc), and reply tokens per articulation (Tr); session.speaking overrides them.
@@ -87,4 +90,6 @@ class SessionServices:
     settings: SessionSettings
     turn_scorer: TurnScorer | None = None
     """semantic_vad's turn-completion model (Smart Turn); None: semantic_vad is refused."""
+    tracing: Tracing = field(default_factory=Tracing)
+    """OpenTelemetry traces of sessions and turns (off by default)."""
     extras: dict[str, Any] = field(default_factory=dict)

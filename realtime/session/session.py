@@ -36,6 +36,7 @@ from realtime.session.supervision import Supervisor
 from realtime.session.timings import TurnTimings
 from realtime.turns.audio_buffer import InputBufferFull
 from realtime.turns.denoise import NOISE_REDUCTION_STAGE, noise_reduction_stage
+from realtime.turns.echo import ECHO_CANCELLATION_STAGE, echo_cancellation_stage
 from realtime.turns.input import (
     IdleTimeout,
     ReplyPaused,
@@ -95,11 +96,12 @@ class Session:
             observe_lag=services.metrics.input_lag_seconds.observe,
         )
         self.input.configure(self.config.audio.input.turn_detection)
-        self._configure_noise_reduction(None)
+        self._configure_input_stages(None)
         self._engine = services.engine.open_session()
         self.supervisor = Supervisor(
             self.config.id, services.metrics, self.outbox.send_now, self.end
         )
+        self.trace = services.tracing.session(self.config.id, sink.name)
         self.responses = ResponseManager(
             services,
             self.outbox,
@@ -108,6 +110,7 @@ class Session:
             lambda: self.config,
             watch=lambda task, where: self.supervisor.watch(task, where, vital=False),
             on_active_changed=self._on_response_active_changed,
+            trace=self.trace,
         )
         self._speech_started_at: float | None = None
         self._prefill_task: asyncio.Task[None] | None = None
@@ -181,6 +184,7 @@ class Session:
         self._stop_prefill()
         await self.input.aclose()
         await self.responses.aclose()
+        self.trace.end()
         self.outbox.close()
         for task in self._tasks:
             task.cancel()
@@ -294,7 +298,7 @@ class Session:
                 "transcribe: no transcription sessions on this server", "session.type", event_id,
             )  # fmt: skip
         previous, self.config = self.config, updated
-        self._configure_noise_reduction(previous)
+        self._configure_input_stages(previous)
         self.outbox.sample_rate = updated.output_rate
         self.input.configure(updated.audio.input.turn_detection)
         if updated.audio.input.turn_detection is None:
@@ -302,10 +306,17 @@ class Session:
             self.responses.discard_speculative()
         self.outbox.send_now(ev.session_updated(updated.wire()))
 
-    def _configure_noise_reduction(self, previous: SessionConfig | None) -> None:
-        wanted = self.config.audio.input.noise_reduction
-        if previous is None or previous.audio.input.noise_reduction != wanted:
-            self.input.set_stage(NOISE_REDUCTION_STAGE, noise_reduction_stage(wanted))
+    def _configure_input_stages(self, previous: SessionConfig | None) -> None:
+        wanted = self.config.audio.input
+        before = previous.audio.input if previous is not None else None
+        if before is None or before.noise_reduction != wanted.noise_reduction:
+            denoise = noise_reduction_stage(wanted.noise_reduction)
+            self.input.set_stage(NOISE_REDUCTION_STAGE, denoise)
+        if before is None or before.x_echo_cancellation != wanted.x_echo_cancellation:
+            echo = echo_cancellation_stage(wanted.x_echo_cancellation)
+            self.input.set_stage(ECHO_CANCELLATION_STAGE, echo)
+            # The reply audio leaving the outbox is the canceller's far-end reference.
+            self.outbox.observer = echo.reference if echo is not None else None
 
     # -- turn events ---------------------------------------------------------------------
 

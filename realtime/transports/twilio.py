@@ -26,7 +26,7 @@ import orjson
 from starlette.websockets import WebSocket
 
 from realtime.protocol.errors import ProtocolError
-from realtime.protocol.session_config import PcmuFormat, SessionConfig
+from realtime.protocol.session_config import EchoCancellation, PcmuFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
@@ -170,11 +170,16 @@ class TwilioSink:
         await send_json(self._websocket, message)
 
 
-def phone_config(base: SessionConfig) -> SessionConfig:
-    """The server's default session with G.711 μ-law both ways, as Twilio carries."""
+def phone_config(base: SessionConfig, *, echo_cancellation: bool = True) -> SessionConfig:
+    """The server's default session with G.711 μ-law both ways, as Twilio carries, and the
+    server's echo cancellation on unless told otherwise (a phone on speaker hears the reply;
+    Twilio's marks say when it played)."""
+    echo = EchoCancellation() if echo_cancellation else None
     audio = base.audio.model_copy(
         update={
-            "input": base.audio.input.model_copy(update={"format": PcmuFormat()}),
+            "input": base.audio.input.model_copy(
+                update={"format": PcmuFormat(), "x_echo_cancellation": echo}
+            ),
             "output": base.audio.output.model_copy(update={"format": PcmuFormat()}),
         }
     )
@@ -235,7 +240,10 @@ class TwilioCall:
         if self.session is not None:
             raise TwilioProtocolError("a second 'start' on one stream")
         self.sink = TwilioSink(self._websocket, start.stream_sid, on_played=self._played)
-        config = phone_config(self._services.settings.default_config)
+        settings = self._services.settings
+        config = phone_config(
+            settings.default_config, echo_cancellation=settings.phone_echo_cancellation
+        )
         self.session = Session(self._services, self.sink, config=config)
         if self._on_session is not None:
             self._on_session(self.session)

@@ -1,7 +1,7 @@
 """A session's input side: audio frames in, turn events out.
 
 Where a frame goes: ``ResampleStage`` (client rate → 16 kHz) → the 16 kHz ``AudioStage``
-chain (room for echo cancellation and noise suppression) → the ``InputAudioBuffer`` → the
+chain (echo cancellation, noise suppression) → the ``InputAudioBuffer`` → the
 VAD loop: silero (batched with every other session by the app's ``VadBatcher``) → the
 ``TurnDetector`` (speech start, pauses, the silence window) → the end-of-turn decision
 (``end_of_turn``: a candidate pause, Smart Turn's score for semantic_vad, the longest
@@ -30,7 +30,7 @@ from realtime.turns.audio_buffer import InputAudioBuffer
 from realtime.turns.end_of_turn import EndOfTurnTiming, TurnScorer, end_of_turn_timing
 from realtime.turns.interruption import InterruptionParams, SuspectedInterruption, Verdict
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES
-from realtime.turns.stages import AudioStage, ResampleStage
+from realtime.turns.stages import AudioStage, ResampleStage, stage_rank
 from realtime.turns.turn_audio import TurnInProgress, audio_item_from_pcm
 from realtime.turns.turn_detector import (
     SpeechStarted,
@@ -259,12 +259,23 @@ class TurnInput:
             self._skip_vad_until(self.buffer.end)
 
     def set_stage(self, name: str, stage: AudioStage | None) -> None:
-        """Put ``stage`` in place of the 16 kHz stage called ``name`` (at the end of the chain
-        if there is none); None removes it."""
+        """Put ``stage`` in place of the 16 kHz stage called ``name`` (in its place in
+        ``STAGE_ORDER`` if there is none); None removes it."""
         kept = [s if s.name != name else stage for s in self._stages]
         if stage is not None and all(s.name != name for s in self._stages):
             kept.append(stage)
-        self._stages = tuple(s for s in kept if s is not None)
+        self._stages = tuple(
+            sorted((s for s in kept if s is not None), key=lambda s: stage_rank(s.name))
+        )
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The 16 kHz stages, in the order a frame passes them."""
+        return tuple(s.name for s in self._stages)
+
+    def stage(self, name: str) -> AudioStage | None:
+        """The 16 kHz stage called ``name``, if the chain has one."""
+        return next((s for s in self._stages if s.name == name), None)
 
     # -- input -------------------------------------------------------------------------------
 

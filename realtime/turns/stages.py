@@ -1,8 +1,8 @@
 """The audio stages a session's input passes through before the VAD, as small typed objects.
 
 The chain is: ``ResampleStage`` (the client's rate to 16 kHz, always first) → any number of
-``AudioStage`` objects working at 16 kHz on the same sample timeline (the place for echo
-cancellation and noise suppression) → the input buffer and the VAD.
+``AudioStage`` objects working at 16 kHz on the same sample timeline (echo cancellation,
+then noise suppression: ``STAGE_ORDER``) → the input buffer and the VAD.
 """
 
 from __future__ import annotations
@@ -13,6 +13,15 @@ import numpy as np
 
 from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.resample import StreamResampler
+
+# The 16 kHz stages in the order a frame passes them, by name (others after these): echo
+# cancellation first, as in WebRTC's own chain, so that it sees the echo as the room made it
+# (a suppressor before it would change the echo in ways its linear model cannot follow).
+STAGE_ORDER = ("echo_cancellation", "noise_reduction")
+
+
+def stage_rank(name: str) -> int:
+    return STAGE_ORDER.index(name) if name in STAGE_ORDER else len(STAGE_ORDER)
 
 
 class AudioStage(Protocol):

@@ -105,7 +105,7 @@ class WebRtcCall:
             raise
         if self.ended:
             raise OfferRejected(503, "call_ended", "the call ended while it was being answered")
-        session = Session(self._services, self._sink, config=self._config)
+        session = Session(self._services, self._sink, config=self.session_config())
         if self._on_session is not None:
             self._on_session(session)
         self._sink.bind(session.outbox)
@@ -120,6 +120,15 @@ class WebRtcCall:
         self._spawn(self._watch_connecting(), "connect-watch")
         log.info("call %s answered (session %s)", self.id, session.config.id)
         return self._pc.localDescription.sdp
+
+    def session_config(self) -> SessionConfig:
+        """The call's session, with the server's echo cancellation off whatever the server's
+        default: the browser cancels echo itself (getUserMedia's echoCancellation). A
+        session.update may still turn it on."""
+        base = self._config or self._services.settings.default_config
+        audio_input = base.audio.input.model_copy(update={"x_echo_cancellation": None})
+        audio = base.audio.model_copy(update={"input": audio_input})
+        return base.model_copy(update={"audio": audio})
 
     async def hang_up(self, reason: str = "hang-up") -> None:
         """End the call and free everything; safe to call more than once, from anywhere."""

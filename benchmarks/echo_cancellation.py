@@ -1,0 +1,126 @@
+"""Benchmark: server-side echo cancellation against a speakerphone in a simulated room.
+
+Each room plays the session's reply into the "microphone" through a delay, a decaying
+impulse response and an echo level below the reply (tests/support/echo_room.py: simulated
+acoustics; a real in-process session with the real silero VAD, interruption rule, outbox
+pacing and espeak-ng replies, running in real time). Every room runs twice at once, with
+``audio.input.x_echo_cancellation`` on and off, and the benchmark prints:
+
+- false barge-ins per minute of reply: replies cut (``turn_detected``) while only their
+  echo was in the microphone; false pauses: replies paused (the VAD heard speech over them,
+  judged a backchannel after); false turns: ``speech_started`` with no one speaking;
+- real barge-ins detected: the user (another espeak-ng voice, at the reply's level as
+  played) talks over a reply 2.5 s in; detected when the reply is cut;
+- VAD heard: from the first sound of the user's voice reaching the session to the session
+  pausing the reply (the VAD's speech start; mean);
+- stop: from the same first sound to the end of the last reply frame the server sent (the
+  reply pauses when the VAD hears speech; mean and worst). Trials whose reply its own echo
+  had already cut are left out (and said so); "no echo" is the baseline: the VAD's own
+  time to hear this utterance;
+- ERLE: echo return loss enhancement over the echo-only stretch (the stage's input energy
+  over its output energy, dB);
+- CPU: process time of the stage alone per second of audio (20 ms frames, echo present).
+
+    .venv/bin/python benchmarks/echo_cancellation.py [--echo-only-s 30] [--barge-ins 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from realtime.turns.echo import EchoCancellationStage, FarEndReference
+from tests.support.echo_room import (
+    FRAME,
+    NO_ECHO_DB,
+    RATE,
+    REPLY_TEXT,
+    Room,
+    RoomResult,
+    room_services,
+    run_room,
+)
+from tests.support.speech import synthesize
+
+ROOMS = (
+    Room(0, NO_ECHO_DB),
+    Room(50, -6),
+    Room(120, -10, seed=1),
+    Room(200, -14, seed=2),
+    Room(300, -20, seed=3),
+)
+
+
+def stage_cpu_ms_per_s(seconds: float = 20.0) -> float:
+    """The stage alone on ``seconds`` of a reply's echo (200 ms, -10 dB), fed in 20 ms
+    frames with a simulated clock that keeps the reference aligned."""
+    reply = synthesize(REPLY_TEXT, RATE)[: round(seconds * RATE)]
+    room = Room(200, -10)
+    echo = np.convolve(reply.astype(np.float32), room.impulse_response())[: len(reply)]
+    mic = np.clip(np.round(echo), -32768, 32767).astype(np.int16)
+    now = [0.0]
+    stage = EchoCancellationStage(FarEndReference(lambda: now[0]))
+    started = time.process_time()
+    for start in range(0, len(mic) - FRAME + 1, FRAME):
+        now[0] = (start + FRAME) / RATE
+        stage.reference.reply_sent("r", reply[start : start + FRAME], RATE, start / RATE, 0.0)
+        stage.process(mic[start : start + FRAME])
+    return 1000.0 * (time.process_time() - started) / (len(mic) / RATE)
+
+
+def _row(result: RoomResult) -> str:
+    heard = [t for t in result.barge_ins if (t.stopped_after_ms or 0.0) >= 0.0]
+    stops = [t.stopped_after_ms for t in heard if t.stopped_after_ms is not None]
+    pauses = [t.paused_after_ms for t in heard if t.paused_after_ms is not None]
+    detected = sum(t.detected for t in heard)
+    stop = f"{np.mean(stops):4.0f} / {max(stops):4.0f}" if stops else "   - /    -"
+    heard_at = f"{np.mean(pauses):4.0f}" if pauses else "   -"
+    erle = f"{result.erle_db:5.1f}" if result.erle_db is not None else "    -"
+    cut_before = len(result.barge_ins) - len(heard)
+    note = f" ({cut_before} replies already cut by their echo)" if cut_before else ""
+    return (
+        f"{result.room.label():>14} | {'on ' if result.echo_cancellation else 'off'} | "
+        f"{result.reply_s:6.1f} | "
+        f"{result.false_barge_ins_per_min:5.1f} ({result.false_barge_ins}) | "
+        f"{result.false_pauses:6d} | {result.false_turns:5d} | "
+        f"{detected}/{len(heard)} | {heard_at} | {stop} | {erle}{note}"
+    )
+
+
+async def run(echo_only_s: float, barge_ins: int) -> list[RoomResult]:
+    async with room_services() as services:
+        runs = [
+            run_room(
+                services, room, echo_cancellation=on, echo_only_s=echo_only_s, barge_ins=barge_ins
+            )
+            for room in ROOMS
+            for on in (False, True)
+        ]
+        return list(await asyncio.gather(*runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--echo-only-s", type=float, default=30.0)
+    parser.add_argument("--barge-ins", type=int, default=3)
+    args = parser.parse_args()
+    print("echo cancellation: simulated rooms (delay, echo level), real session in real time")
+    print(f"stage CPU: {stage_cpu_ms_per_s():.1f} ms per second of audio")
+    results = asyncio.run(run(args.echo_only_s, args.barge_ins))
+    print(
+        "          room | AEC | reply s | false barge-ins/min (n) | false pauses | "
+        "false turns | barge-ins detected | VAD heard ms | stop ms mean / worst | ERLE dB"
+    )
+    for result in results:
+        print(_row(result))
+
+
+if __name__ == "__main__":
+    main()

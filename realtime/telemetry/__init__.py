@@ -1,0 +1,1 @@
+"""Telemetry the service emits besides its Prometheus metrics: OpenTelemetry traces."""

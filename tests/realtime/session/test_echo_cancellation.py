@@ -1,0 +1,160 @@
+"""A session's ``audio.input.x_echo_cancellation``: set and cleared by session.update, on for
+phone calls, fed by the outbox, and what it changes for a speakerphone in a simulated room
+(real session, real silero VAD and interruption rule, in real time)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from realtime.protocol.session_config import (
+    AudioConfig,
+    EchoCancellation,
+    InputAudio,
+    SessionConfig,
+)
+from realtime.session.outbox import AudioFrame, Outbox
+from realtime.session.services import SessionServices, SessionSettings
+from realtime.session.session import Session
+from realtime.transports.twilio import phone_config
+from realtime.turns.denoise import NOISE_REDUCTION_STAGE
+from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
+from tests.realtime.session.support import RecordingSink, session_services, until
+from tests.support.echo_room import Room, room_services, run_room
+from tests.support.openai_events import validate_server_event
+
+
+@pytest.fixture(scope="module")
+async def services() -> AsyncIterator[SessionServices]:
+    async with session_services(SessionSettings()) as s:
+        yield s
+
+
+async def update(session: Session, sink: RecordingSink, audio_input: dict[str, Any]) -> dict:
+    message = {"type": "session.update", "session": {"audio": {"input": audio_input}}}
+    await session.handle_message(json.dumps(message))
+    await until(lambda: any(e["type"] in ("session.updated", "error") for e in sink.events))
+    event = sink.events[-1]
+    sink.events.clear()
+    return event
+
+
+async def test_a_session_update_turns_it_on_and_off_and_feeds_it_the_reply(
+    services: SessionServices,
+) -> None:
+    sink = RecordingSink()
+    session = Session(services, sink)
+    await session.start()
+    try:
+        await until(lambda: bool(sink.events))
+        created = sink.events.pop()
+        assert created["session"]["audio"]["input"]["x_echo_cancellation"] is None
+        validate_server_event(created)
+        assert session.input.stage(ECHO_CANCELLATION_STAGE) is None
+
+        event = await update(
+            session, sink, {"noise_reduction": {"type": "near_field"},
+                            "x_echo_cancellation": {"type": "server"}},
+        )  # fmt: skip
+        validate_server_event(event)
+        assert event["session"]["audio"]["input"]["x_echo_cancellation"] == {"type": "server"}
+        stage = session.input.stage(ECHO_CANCELLATION_STAGE)
+        assert isinstance(stage, EchoCancellationStage)
+        assert session.outbox.observer is stage.reference
+        assert session.input.stage_names == (ECHO_CANCELLATION_STAGE, NOISE_REDUCTION_STAGE), (
+            "echo cancellation comes before noise suppression"
+        )
+
+        bad = await update(session, sink, {"x_echo_cancellation": {"type": "client"}})
+        assert bad["type"] == "error"
+        assert bad["error"]["param"] == "session.audio.input.x_echo_cancellation.type"
+        assert session.input.stage(ECHO_CANCELLATION_STAGE) is stage
+
+        await update(session, sink, {"x_echo_cancellation": None})
+        assert session.input.stage(ECHO_CANCELLATION_STAGE) is None
+        assert session.outbox.observer is None
+    finally:
+        await session.close()
+
+
+def test_phone_calls_cancel_echo_by_default() -> None:
+    config = phone_config(SessionConfig())
+    assert config.audio.input.x_echo_cancellation is not None
+    assert SessionConfig().audio.input.x_echo_cancellation is None
+
+
+async def test_echo_alone_causes_no_barge_in_and_a_real_barge_in_still_cuts_the_reply() -> None:
+    room = Room(delay_ms=120, gain_db=-6)
+    async with room_services() as services:
+        off, on = await asyncio.gather(
+            *(
+                run_room(services, room, echo_cancellation=cancel, echo_only_s=10.0, barge_ins=1)
+                for cancel in (False, True)
+            )
+        )
+    assert off.false_pauses + off.false_barge_ins >= 1, "without it the echo is taken for speech"
+    assert on.reply_s > 8.0
+    assert on.false_barge_ins == 0
+    assert on.false_pauses == 0
+    assert on.false_turns == 0
+    (barge_in,) = on.barge_ins
+    assert barge_in.detected
+    assert barge_in.paused_after_ms is not None
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, float, float]] = []
+        self.played: list[tuple[str, float]] = []
+
+    def reply_sent(
+        self, response_id: str, pcm: np.ndarray, sample_rate: int, play_at: float, sent_ms: float
+    ) -> None:
+        self.sent.append((response_id, len(pcm), play_at, sent_ms))
+
+    def reply_played(self, response_id: str, played_ms: float) -> None:
+        self.played.append((response_id, played_ms))
+
+
+async def test_the_outbox_tells_when_each_frame_will_play_and_what_the_far_end_played() -> None:
+    now = [10.0]
+    outbox = Outbox(8000, lead_ms=200.0, clock=lambda: now[0])
+    observer = Observer()
+    outbox.observer = observer
+    for _ in range(3):
+        frame = AudioFrame("resp_1", "item_1", np.zeros(160, dtype=np.int16), 0)
+        assert await outbox.enqueue_audio(frame, max_buffered_ms=1000.0)
+        await outbox.get()
+    # Sent at once (within the lead), each plays when the one before it ends.
+    assert observer.sent == [
+        ("resp_1", 160, 10.0, 20.0),
+        ("resp_1", 160, 10.02, 40.0),
+        ("resp_1", 160, 10.04, 60.0),
+    ]
+    outbox.played("resp_1", 40.0)  # a Twilio mark came back
+    assert observer.played == [("resp_1", 40.0)]
+
+
+async def test_a_webrtc_call_starts_without_it_whatever_the_server_default() -> None:
+    from realtime.transports.webrtc.call import WebRtcCall
+    from realtime.transports.webrtc.options import WebRtcOptions
+
+    default = SessionConfig(
+        audio=AudioConfig(input=InputAudio(x_echo_cancellation=EchoCancellation()))
+    )
+    async with session_services(SessionSettings(default_config=default)) as services:
+        call = WebRtcCall(services, WebRtcOptions())
+        try:
+            assert call.session_config().audio.input.x_echo_cancellation is None
+            assert (
+                call.session_config().audio.input.turn_detection
+                == default.audio.input.turn_detection
+            )
+        finally:
+            await call.hang_up("test over")
+    assert phone_config(default, echo_cancellation=False).audio.input.x_echo_cancellation is None
