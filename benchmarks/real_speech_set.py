@@ -31,7 +31,7 @@ of each turn is a real turn end. The manifest has the fields ``turn_taking.py`` 
 ``licence``; the recording's own trailing audio is kept after the true end.
 
     python benchmarks/real_speech_set.py                 # results/real_speech_set/
-    python benchmarks/real_speech_set.py --live-subset   # the turns said live (about 4 min)
+    python benchmarks/real_speech_set.py --live-subset   # the turns said live (about 6 min)
 """
 
 from __future__ import annotations
@@ -273,12 +273,13 @@ def build(source: Path) -> list[RealTurn]:
     return librivox_turns(source / "librivox") + asterisk_turns(source / "asterisk")
 
 
-def live_subset(turns: list[RealTurn], complete: int = 14) -> list[RealTurn]:
-    """The turns said live: every LibriVox turn, every prompt with a mid-sentence pause, and
-    ``complete`` prompts with no pause (the shortest-named first: a fixed choice)."""
+def live_subset(turns: list[RealTurn], paused: int = 27, complete: int = 14) -> list[RealTurn]:
+    """The turns said live (about 6 minutes a session): every LibriVox turn, ``paused``
+    prompts with a mid-sentence pause and ``complete`` prompts with no pause (in the order of
+    the prompts' index: a fixed choice)."""
     chosen = [t for t in turns if t.source == "librivox"]
     chosen += [t for t in turns if t.source == "asterisk"
-               and any(label in MID_SENTENCE for label in t.pause_labels)]  # fmt: skip
+               and any(label in MID_SENTENCE for label in t.pause_labels)][:paused]  # fmt: skip
     chosen += [t for t in turns if t.source == "asterisk" and t.kind == "complete"][:complete]
     return chosen
 
@@ -308,9 +309,7 @@ def write_set(turns: list[RealTurn], out: Path) -> dict[str, Any]:
             "paused": sum(t.kind == "paused" for t in turns),
             "complete": sum(t.kind == "complete" for t in turns),
             **{label: labels.count(label) for label in (*MID_SENTENCE, "sentence_end", "in_word")},
-            "speech_s": round(
-                sum((t.segments[-1][1] - t.segments[0][0]) / RATE for t in turns), 1
-            ),
+            "speech_s": round(sum((t.segments[-1][1] - t.segments[0][0]) / RATE for t in turns), 1),
         },
         "turns": entries,
     }
@@ -340,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--live-subset",
         action="store_true",
-        help="only the turns benchmarks/turn_taking.py says live (~4 min)",
+        help="only the turns benchmarks/turn_taking.py --real says live (~6 min)",
     )
     args = parser.parse_args(argv)  # fmt: skip
     turns = build(args.source)

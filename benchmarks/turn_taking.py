@@ -58,7 +58,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import turn_taking_set
+from benchmarks import real_speech_set, turn_taking_set
+from benchmarks.real_speech_set import MID_SENTENCE
 from realtime.client import RealtimeClient, RealtimeError, RealtimeServerError
 from realtime.client.events import ServerEvent
 from tests.support.service import ServiceProcess
@@ -75,6 +76,7 @@ MODES: dict[str, dict[str, Any]] = {
 DEFAULT_SERVE_ARGS = ("--engine", "sim", "--policy", "speak-first", "--tts", "simulated")
 FRAME_MS = 20
 SMALL_SET_DIR = Path("results/turn_taking_set_small")
+REAL_SET_DIR = Path("results/real_speech_set_live")
 CANCEL_WAIT_S = 2.0
 SERVER_METRICS = (
     "step_realtime_turns",
@@ -100,6 +102,10 @@ class Turn:
     segments: list[list[int]]
     true_end: int
     speech_start: int
+    pause_labels: list[str]
+    """Per pause (gap between segments), from the text: mid_clause, clause_boundary,
+    sentence_end or in_word (real_speech_set.py); the espeak-ng set's pauses are all at
+    clause boundaries."""
 
 
 def load_set(directory: Path) -> tuple[list[Turn], int, dict[str, Any]]:
@@ -110,11 +116,33 @@ def load_set(directory: Path) -> tuple[list[Turn], int, dict[str, Any]]:
         pcm, file_rate = read_wav(directory / entry["file"])
         if file_rate != rate:
             raise ValueError(f"{entry['file']}: {file_rate} Hz, the manifest says {rate}")
+        labels = entry.get("pause_labels", ["clause_boundary"] * (len(entry["segments"]) - 1))
         turns.append(
             Turn(entry["name"], entry["kind"], entry["text"], pcm, entry["segments"],
-                 int(entry["true_end"]), int(entry["speech_start"]))
+                 int(entry["true_end"]), int(entry["speech_start"]), labels)
         )  # fmt: skip
     return turns, rate, manifest
+
+
+def stretch_pauses(turn: Turn, rate: int, at_least_ms: int) -> Turn:
+    """The turn with each mid-sentence pause held at least ``at_least_ms`` (silence inserted
+    in the middle of the gap): the speaker's words and prosody as they were, the hesitation
+    longer."""
+    pieces, segments, shift, cursor = [], [], 0, 0
+    for index, (start, end) in enumerate(turn.segments):
+        segments.append([start + shift, end + shift])
+        if index == len(turn.segments) - 1 or turn.pause_labels[index] not in MID_SENTENCE:
+            continue
+        gap = turn.segments[index + 1][0] - end
+        extra = at_least_ms * rate // 1000 - gap
+        if extra > 0:
+            middle = end + gap // 2
+            pieces += [turn.pcm[cursor:middle], np.zeros(extra, dtype=np.int16)]
+            cursor, shift = middle, shift + extra
+    pieces.append(turn.pcm[cursor:])
+    pcm = np.concatenate(pieces)
+    return Turn(turn.name, turn.kind, turn.text, pcm, segments, turn.true_end + shift,
+                turn.speech_start, turn.pause_labels)  # fmt: skip
 
 
 # -- one session ----------------------------------------------------------------------------
@@ -134,6 +162,7 @@ class Received:
     reason: str | None = None
     simulated: bool | None = None
     silence_ms: float | None = None  # response.done: the silence the server waited
+    speculative: bool = False  # response.done: the reply began at a pause, before the end
     message: str | None = None
 
 
@@ -157,6 +186,7 @@ def reduce_event(event: ServerEvent) -> Received:
             record.simulated = x_turn.get("simulated")
             timings = x_turn.get("timings") or {}
             record.silence_ms = timings.get("silence_window_ms")
+            record.speculative = "speculative_start" in (timings.get("stages_ms") or {})
     elif event.type == "response.output_audio.delta":
         record.response_id = raw.get("response_id")
         record.audio_samples = base64_samples(str(raw.get("delta", "")))
@@ -324,6 +354,8 @@ class TurnResult:
     kind: str
     pauses: list[PauseResult]
     premature_replies: int
+    premature_by_label: dict[str, int]
+    answered_speculatively: bool | None  # the turn's reply was its speculative one
     audio_over_speaker_s: float
     end_of_turn_ms: float | None
     speech_stopped_ms: float | None
@@ -346,6 +378,15 @@ def analyse_turn(turn: Turn, timing: TurnTiming, events: list[Received], rate: i
     before_end = [e for e in mine if e.at <= t_end]
     after_end = [e for e in mine if e.at > t_end]
     premature = {e.response_id for e in before_end if e.type == "response.created"}
+    # Each premature reply belongs to the last pause that began before it was created.
+    pause_due = [timing.stream_t0 + (timing.stream_offset + end) / rate
+                 for (_, end) in turn.segments[:-1]]  # fmt: skip
+    by_label: dict[str, int] = {}
+    for e in before_end:
+        if e.type == "response.created":
+            began = [i for i, due in enumerate(pause_due) if due <= e.at]
+            label = turn.pause_labels[began[-1]] if began else "before_any_pause"
+            by_label[label] = by_label.get(label, 0) + 1
     audio_over = sum(e.audio_samples for e in before_end) / output_rate
 
     # The commit that ends the turn: its speech_stopped lies in the turn's last part.
@@ -396,13 +437,15 @@ def analyse_turn(turn: Turn, timing: TurnTiming, events: list[Received], rate: i
     reply_done = next(
         (e for e in mine if e.type == "response.done" and e.response_id == reply_id), None
     )
+    speculative = reply_done.speculative if reply_done is not None else None
     in_window = first_audio is not None and first_audio.at - t_end <= reply_window_s
     fp_ms = 1000.0 * (first_audio.at - t_end) if first_audio and in_window else None
     still_playing = any(
         e.type == "response.output_audio.delta" and e.response_id in premature for e in after_end
     )
     return TurnResult(
-        turn.name, turn.kind, pauses, len(premature), audio_over, eot_ms, stop_ms,
+        turn.name, turn.kind, pauses, len(premature), by_label, speculative, audio_over,
+        eot_ms, stop_ms,
         reply_done.silence_ms if reply_done else None, fp_ms,
         missed=not in_window, not_ended_cleared=timing.cleared,
         premature_still_playing=still_playing,
@@ -427,6 +470,9 @@ def summarize(run: SessionRun, turns: list[Turn], rate: int, reply_window_s: flo
     done = turns[: len(results)]
     speech_min = sum((t.true_end - t.speech_start) / rate for t in done) / 60.0
     premature = sum(r.premature_replies for r in results)
+    mid_sentence = sum(r.premature_by_label.get(label, 0) for r in results for label in
+                       MID_SENTENCE)  # fmt: skip
+    answered = [r.answered_speculatively for r in results if r.answered_speculatively is not None]
 
     def latencies(kind: str, name: str) -> list[float]:
         return [
@@ -447,6 +493,13 @@ def summarize(run: SessionRun, turns: list[Turn], rate: int, reply_window_s: flo
         speech_minutes=round(speech_min, 3),
         premature_replies=premature,
         premature_per_min=round(premature / speech_min, 2) if speech_min else None,
+        premature_mid_sentence=mid_sentence,
+        premature_mid_sentence_per_min=round(mid_sentence / speech_min, 2) if speech_min else None,
+        premature_by_label={
+            label: sum(r.premature_by_label.get(label, 0) for r in results)
+            for label in sorted({k for r in results for k in r.premature_by_label})
+        },
+        replies_answered_by_speculative_start=f"{sum(answered)}/{len(answered)}",
         turns_with_premature_reply=sum(r.premature_replies > 0 for r in results),
         audio_over_speaker_s=round(sum(r.audio_over_speaker_s for r in results), 2),
         pauses_endpointed=len(endpointed),
@@ -489,6 +542,9 @@ def set_totals(turns: list[Turn], rate: int) -> dict[str, Any]:
         "paused": sum(t.kind == "paused" for t in turns),
         "complete": sum(t.kind == "complete" for t in turns),
         "mid_turn_pauses": sum(len(t.segments) - 1 for t in turns),
+        "mid_sentence_pauses": sum(
+            label in MID_SENTENCE for t in turns for label in t.pause_labels
+        ),
         "speech_s": round(sum((t.true_end - t.speech_start) / rate for t in turns), 3),
     }
 
@@ -498,14 +554,16 @@ def print_table(
 ) -> None:
     print(
         f"\nturn-taking over {totals['turns']} turns ({totals['paused']} paused with "
-        f"{totals['mid_turn_pauses']} mid-turn pauses of 300-1500 ms, {totals['complete']} "
-        f"complete), {totals['speech_s'] / 60:.2f} min of speech; {len(summaries)} modes, one "
+        f"{totals['mid_turn_pauses']} mid-turn pauses, {totals['mid_sentence_pauses']} of them "
+        f"mid-sentence, {totals['complete']} complete), {totals['speech_s'] / 60:.2f} min of "
+        f"speech; {len(summaries)} modes, one "
         f"session each, {parallel} at once, in {wall_s:.0f} s: concurrent sessions share the "
         f"CPU with each other and with the server"
     )
     simulated = any(s.get("first_packet_ms", {}).get("simulated") for s in summaries)
     fp_label = "first pkt p50/p90" + (" SIMULATED" if simulated else "")
-    header = (f"{'mode':<20} {'turns':>5} {'premature/min':>13} {'pauses ended':>12} "
+    header = (f"{'mode':<20} {'turns':>5} {'premature/min':>13} {'mid-sent./min':>13} "
+              f"{'spec.':>7} {'pauses ended':>12} "
               f"{'over spkr s':>11} {'EOT complete':>12} {'EOT paused':>10} {fp_label:>27} "
               f"{'missed':>6} {'unended':>7} {'lag':>5}")  # fmt: skip
     print(header)
@@ -518,9 +576,11 @@ def print_table(
             print(f"{s['mode']:<20} failed: {s['reason']}")
             continue
         premature = f"{s['premature_per_min']:.2f} ({s['premature_replies']})"
+        mid = f"{s['premature_mid_sentence_per_min']:.2f} ({s['premature_mid_sentence']})"
         ended = f"{s['pauses_endpointed']}/{s['mid_turn_pauses']}"
         print(
-            f"{s['mode']:<20} {s['turns']:>5} {premature:>13} {ended:>12} "
+            f"{s['mode']:<20} {s['turns']:>5} {premature:>13} {mid:>13} "
+            f"{s['replies_answered_by_speculative_start']:>7} {ended:>12} "
             f"{s['audio_over_speaker_s']:>11.2f} "
             f"{fmt_pair(s['end_of_turn_complete_ms']):>12} "
             f"{fmt_pair(s['end_of_turn_paused_ms']):>10} {fmt_pair(s['first_packet_ms']):>27} "
@@ -530,7 +590,10 @@ def print_table(
         if s["status"] != "ok":
             print(f"{'':<20} {s['status']}: {s['reason']}")
     legend = (
-        "premature/min: response.created received mid-turn, per minute of speech (count)",
+        "premature/min: response.created received mid-turn, per minute of speech (count); "
+        "mid-sent.: those made in a mid-sentence pause (mid_clause, clause_boundary)",
+        "spec.: turns whose reply was the one started speculatively at the final pause / "
+        "turns answered",
         "pauses ended: mid-turn pauses in which the server put a speech_stopped",
         "over spkr s: seconds of reply audio received mid-turn (the server sends audio up to "
         "--audio-lead-ms ahead of playback)",
@@ -632,6 +695,11 @@ def print_server_metrics(metrics: dict[str, Any]) -> None:
 
 async def main_async(args: argparse.Namespace) -> int:
     set_dir: Path = args.set or (SMALL_SET_DIR if args.small else turn_taking_set.DEFAULT_OUT)
+    if args.real:
+        set_dir = args.set or REAL_SET_DIR
+        if not (set_dir / "manifest.json").exists():
+            print(f"building the real-speech set in {set_dir}", file=sys.stderr)
+            real_speech_set.main(["--live-subset", "--out", str(set_dir)])
     if not (set_dir / "manifest.json").exists():
         print(f"building the evaluation set in {set_dir}", file=sys.stderr)
         turn_taking_set.build_set(
@@ -640,6 +708,8 @@ async def main_async(args: argparse.Namespace) -> int:
     turns, rate, manifest = load_set(set_dir)
     if args.limit:
         turns = turns[: args.limit]
+    if args.stretch_pauses_ms:
+        turns = [stretch_pauses(t, rate, args.stretch_pauses_ms) for t in turns]
     totals = set_totals(turns, rate)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
@@ -678,7 +748,14 @@ async def main_async(args: argparse.Namespace) -> int:
         report = {
             "benchmark": "benchmarks/turn_taking.py",
             "serve_args": serve_args,
-            "set": {"dir": str(set_dir), "seed": manifest.get("seed"), **totals},
+            "set": {
+                "dir": str(set_dir),
+                "seed": manifest.get("seed"),
+                "real_speech": bool(manifest.get("real_speech")),
+                "sources": manifest.get("sources"),
+                "stretch_pauses_ms": args.stretch_pauses_ms,
+                **totals,
+            },
             "reply_window_s": args.reply_window_s,
             "settle_ms": args.settle_ms,
             "concurrent_sessions": min(args.parallel or len(modes), len(modes)),
@@ -704,6 +781,16 @@ def main() -> None:
                         "results/turn_taking_set_small with --small); built when missing",
                         )  # fmt: skip
     parser.add_argument("--small", action="store_true", help="the small set, for a quick run")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help=f"real human speech ({REAL_SET_DIR}, built by "
+        "benchmarks/real_speech_set.py --live-subset from the recordings "
+        "scripts/fetch-real-speech.sh fetched): what defaults are chosen on",
+    )
+    parser.add_argument("--stretch-pauses-ms", type=int, default=0,
+                        help="hold every mid-sentence pause at least this long (a hesitant "
+                        "caller; the words stay the speaker's)")  # fmt: skip
     parser.add_argument("--limit", type=int, default=0, help="only the first N turns")
     parser.add_argument("--modes", default=",".join(MODES),
                         help="comma-separated, of: " + ", ".join(MODES))  # fmt: skip

