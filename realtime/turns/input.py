@@ -152,12 +152,12 @@ class _Candidate:
     at each of the timing's ``score_at_ms`` points as the silence grows)."""
 
     end_sample: int  # where the voice ended
-    scores: list[float] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
+    scores: dict[int, float] = field(default_factory=dict)  # by scoring point
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def probability(self) -> float | None:
-        return self.scores[-1] if self.scores else None
+        return self.scores[max(self.scores)] if self.scores else None
 
 
 @dataclass(frozen=True)
@@ -477,19 +477,21 @@ class TurnInput:
             candidate = self._candidate = _Candidate(end_sample=pause_start)
             if self.settings.speculative_start:
                 self._emit(TurnMayEnd(self._preview(pause_start)))
-        if (
-            self._scorer is None
-            or timing.completion_threshold is None
-            or candidate.task is not None
-            or len(candidate.scores) >= len(timing.score_at_ms)
-            or silence < timing.score_at_ms[len(candidate.scores)] * _SAMPLES_PER_MS
-        ):
+        if self._scorer is None or timing.completion_threshold is None:
             return
-        candidate.task = asyncio.create_task(self._score(candidate, now))
+        # Each point is asked as soon as the silence reaches it, even while an earlier score
+        # is still being computed: the scores of one pause are batched, not queued.
+        point = len(candidate.tasks)
+        if (
+            point < len(timing.score_at_ms)
+            and silence >= timing.score_at_ms[point] * _SAMPLES_PER_MS
+        ):
+            candidate.tasks.append(asyncio.create_task(self._score(candidate, point, now)))
 
-    async def _score(self, candidate: _Candidate, now: int) -> None:
-        """Smart Turn's score of the turn up to ``now`` (its trailing silence included); the
-        turn ends once the mean of the latest ``average_scores`` reaches the threshold."""
+    async def _score(self, candidate: _Candidate, point: int, now: int) -> None:
+        """Smart Turn's score of the turn up to ``now`` (its trailing silence included), as
+        the ``point``-th score of this pause; the turn ends once the mean of ``average_scores``
+        consecutive scores reaches the threshold."""
         turn, scorer, timing = self._turn, self._scorer, self._timing
         assert turn is not None and scorer is not None and timing is not None
         audio = self._scoring_window(turn, now)
@@ -499,22 +501,19 @@ class TurnInput:
             raise
         except Exception:
             log.exception("turn-completion model failed; this pause ends at the longest silence")
-            candidate.scores = [0.0] * len(timing.score_at_ms)  # ask no more at this pause
             return
-        finally:
-            candidate.task = None
         if self._candidate is not candidate or self._turn is not turn:
             return
-        candidate.scores.append(probability)
-        latest = candidate.scores[-timing.average_scores :]
+        candidate.scores[point] = probability
         threshold = timing.completion_threshold
-        if (
-            threshold is not None
-            and len(latest) == timing.average_scores
-            and sum(latest) / len(latest) >= threshold
-        ):
-            self._end_turn(candidate.end_sample, self.buffer.end, "semantic", probability)
-            self._detector.reset()
+        count = timing.average_scores
+        for last in range(count - 1, len(timing.score_at_ms)):
+            window = [candidate.scores.get(i) for i in range(last - count + 1, last + 1)]
+            if threshold is not None and None not in window:
+                if sum(window) / count >= threshold:  # type: ignore[arg-type]
+                    self._end_turn(candidate.end_sample, self.buffer.end, "semantic", probability)
+                    self._detector.reset()
+                    return
 
     def _scoring_window(self, turn: TurnInProgress, now: int) -> np.ndarray:
         """The last 8 s of the turn up to ``now``. When the turn is the user going on right
@@ -588,8 +587,9 @@ class TurnInput:
 
     def _drop_candidate(self) -> None:
         candidate, self._candidate = self._candidate, None
-        if candidate is not None and candidate.task is not None:
-            candidate.task.cancel()
+        if candidate is not None:
+            for task in candidate.tasks:
+                task.cancel()
 
     def _abandon_turn(self) -> None:
         self._turn = None

@@ -48,14 +48,14 @@ async def test_a_pause_mid_sentence_gets_no_reply_until_the_real_end(
             {
                 "type": "realtime",
                 "audio": {
-                    "input": {"turn_detection": {"type": "semantic_vad", "eagerness": "medium"}}
+                    "input": {"turn_detection": {"type": "semantic_vad", "eagerness": "low"}}
                 },
             }
         )
         reader = asyncio.create_task(record(client, timed))
         await client.stream_audio(audio, sample_rate=RATE)
         speech_sent_at = asyncio.get_running_loop().time()
-        # Past medium's longest silence (2 s): the turn ends even where the model doubts it.
+        # Past low's longest silence (2 s): the turn ends even where the model doubts it.
         await client.send_silence(2_500)
         await wait_until(lambda: "response.done" in types([e for _, e in timed]), TIMEOUT_S)
         reader.cancel()

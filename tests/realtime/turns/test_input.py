@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -360,3 +361,32 @@ async def test_a_turn_going_on_after_a_premature_end_is_scored_with_the_earlier_
     first_seconds = len(first) / 16_000
     # The scores of the second turn covered its own audio and the first clause before it.
     assert scorer.calls[-1] >= own_seconds + first_seconds - 0.2
+
+
+async def test_the_scores_of_one_pause_are_asked_without_waiting_for_each_other(
+    make_input: Callable[..., tuple[TurnInput, Recorder]],
+) -> None:
+    class SlowScorer:
+        """Takes 400 ms of wall time per score: longer than the gap between two points."""
+
+        def __init__(self) -> None:
+            self.running = 0
+            self.most_at_once = 0
+
+        async def score(self, pcm16k: np.ndarray) -> float:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            await asyncio.sleep(0.4)
+            self.running -= 1
+            return 0.99
+
+    scorer = SlowScorer()
+    turn_input, recorder = make_input(SemanticVad(eagerness="auto"), scorer=scorer)
+    speech = synthesize("What time does the museum open tomorrow?", 16_000)
+
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), speech, silence(0.6, 16_000)]))
+    await until(lambda: bool(recorder.of(TurnEnded)), timeout_s=5.0, poll_s=0.01)
+
+    assert scorer.most_at_once == 2
+    (ended,) = recorder.of(TurnEnded)
+    assert isinstance(ended, TurnEnded) and ended.reason == "semantic"
