@@ -8,10 +8,10 @@ from typing import Any, Protocol
 
 from realtime.engines.base import Engine
 from realtime.protocol.session_config import SessionConfig
-from realtime.server.metrics import ServiceMetrics
 from realtime.session.outbox import Outgoing
 from realtime.session.rate_limits import RateLimits
 from realtime.speaking.base import SpeakingPolicy
+from realtime.telemetry.metrics import ServiceMetrics
 from realtime.telemetry.tracing import Tracing
 from realtime.turns.end_of_turn import TurnScorer
 from realtime.turns.input import TurnSettings
