@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from realtime import __version__
 
 if TYPE_CHECKING:
-    from realtime.transports.webrtc.options import IceServer
+    from realtime.webrtc_media.ice import IceServer
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -221,7 +221,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ice_server(text: str) -> IceServer:
-    from realtime.transports.webrtc.options import IceServer, IceServerError
+    from realtime.webrtc_media.ice import IceServer, IceServerError
 
     try:
         return IceServer.parse(text)

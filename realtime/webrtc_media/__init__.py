@@ -1,1 +1,4 @@
-"""WebRTC pieces both peers use: the paced audio track, inbound frame decoding, ICE servers and loopback candidates (the service's transport and the SDK's client build on them)."""
+"""WebRTC pieces both peers use: the paced audio track, inbound frames, ICE servers, loopback.
+
+The service's transport (``transports/webrtc/``) and the SDK's client build on them.
+"""
