@@ -26,6 +26,10 @@ def test_serve_defaults_are_the_settings_defaults() -> None:
     assert args.silence_duration_ms == ServerVad().silence_duration_ms
     assert args.eagerness == SemanticVad().eagerness
     assert args.max_sessions == AdmissionLimits().max_sessions
+    assert (args.cosyvoice_version, args.cosyvoice_rate) == (
+        tts.cosyvoice.version,
+        tts.cosyvoice.sample_rate,
+    )
     assert (args.tts, args.espeak_voice, args.espeak_wpm, args.tts_first_chunk_ms) == (
         tts.name,
         tts.espeak_voice,
