@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from realtime import __version__
 
 if TYPE_CHECKING:
-    from realtime.transports.webrtc.options import IceServer
+    from realtime.webrtc_media.ice import IceServer
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +21,21 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.engines.factory import ENGINE_NAMES
     from realtime.engines.sim import TOOL_CALL_MODES, SimParams
     from realtime.engines.vllm.cli_args import add_vllm_arguments
+    from realtime.protocol.client_events import DEFAULT_MAX_EVENT_BYTES
+    from realtime.protocol.session_config import DEFAULT_SILENCE_DURATION_MS, SemanticVad
     from realtime.server.access_cli import add_access_arguments
-    from realtime.speaking.factory import POLICY_NAMES
+    from realtime.session.outbox import DEFAULT_LEAD_MS
+    from realtime.speaking.base import SpeakingParams
+    from realtime.speaking.factory import DEFAULT_POLICY, POLICY_NAMES
+    from realtime.turns.interruption import InterruptionParams
+    from realtime.turns.turn_audio import DEFAULT_PREFILL_CHUNK_S
     from tts.cosyvoice_cli import add_cosyvoice_arguments
-    from tts.factory import TTS_NAMES
-    from tts.simulated import DEFAULT_FIRST_CHUNK_MS
+    from tts.factory import TTS_NAMES, TtsOptions
+
+    # Defaults come from the modules that use them (not SessionSettings: its module loads
+    # onnxruntime, which starts a thread, and --help must not).
+    speaking_defaults = SpeakingParams()
+    tts_defaults = TtsOptions()
 
     net = parser.add_argument_group("network")
     net.add_argument(
@@ -35,7 +45,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=8080, help="port to listen on (default: %(default)s)"
     )
     net.add_argument(
-        "--max-event-mb", type=float, default=8.0,
+        "--max-event-mb", type=float, default=DEFAULT_MAX_EVENT_BYTES / 1024 / 1024,
         help="largest client event accepted, in MiB; bigger ones get an error event "
         "(default: %(default)s)",
     )  # fmt: skip
@@ -115,52 +125,54 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "speaking policy", "When reply speech starts while the model is still reasoning."
     )
     speaking.add_argument(
-        "--policy", choices=POLICY_NAMES, default="after-think",
+        "--policy", choices=POLICY_NAMES, default=DEFAULT_POLICY,
         help="default speaking policy (a session may choose another with session.speaking): "
         "'after-think' speaks once reasoning is over; 'mps' (Mind-Paced Speaking) speaks "
         "after each formulation segment while reasoning goes on; 'speak-first' as 'mps' "
         "but starts speaking at once (default: %(default)s)",
     )  # fmt: skip
     speaking.add_argument(
-        "--formulation-tokens", type=int, default=80,
+        "--formulation-tokens", type=int, default=speaking_defaults.formulation_tokens,
         help="mps: reasoning tokens per formulation segment, Tc (default: %(default)s)",
     )  # fmt: skip
     speaking.add_argument(
-        "--first-formulation-tokens", type=int, default=None,
+        "--first-formulation-tokens", type=int, default=speaking_defaults.first_formulation_tokens,
         help="mps: reasoning tokens before the first articulation (default: Tc)",
     )  # fmt: skip
     speaking.add_argument(
-        "--articulation-tokens", type=int, default=20,
+        "--articulation-tokens", type=int, default=speaking_defaults.articulation_tokens,
         help="mps: reply tokens per articulation request, Tr (default: %(default)s)",
     )  # fmt: skip
 
     speech = parser.add_argument_group("speech")
     speech.add_argument(
-        "--tts", choices=TTS_NAMES, default="espeak",
+        "--tts", choices=TTS_NAMES, default=tts_defaults.name,
         help="TTS backend; 'simulated' is espeak-ng with each reply's first audio delayed to "
         "--tts-first-chunk-ms, as a production streaming TTS would deliver it",
     )  # fmt: skip
     speech.add_argument(
-        "--tts-first-chunk-ms", type=float, default=DEFAULT_FIRST_CHUNK_MS,
+        "--tts-first-chunk-ms", type=float, default=tts_defaults.first_chunk_ms,
         help="--tts simulated: SIMULATED latency of a reply's first audio chunk "
         "(default: %(default)s)",
     )  # fmt: skip
     speech.add_argument(
-        "--espeak-voice", default="en-us", help="espeak-ng voice (default: %(default)s)"
-    )
+        "--espeak-voice", default=tts_defaults.espeak_voice,
+        help="espeak-ng voice (default: %(default)s)",
+    )  # fmt: skip
     speech.add_argument(
-        "--espeak-wpm", type=int, default=175, help="espeak-ng speed, words per minute"
-    )
+        "--espeak-wpm", type=int, default=tts_defaults.espeak_words_per_minute,
+        help="espeak-ng speed, words per minute (default: %(default)s)",
+    )  # fmt: skip
     add_cosyvoice_arguments(parser)
     add_access_arguments(parser)
 
     turns = parser.add_argument_group("turns and pacing")
     turns.add_argument(
-        "--audio-lead-ms", type=float, default=200.0,
+        "--audio-lead-ms", type=float, default=DEFAULT_LEAD_MS,
         help="how far ahead of real time reply audio is sent (default: %(default)s)",
     )  # fmt: skip
     turns.add_argument(
-        "--max-buffered-ms", type=float, default=2000.0,
+        "--max-buffered-ms", type=float, default=speaking_defaults.max_buffered_audio_ms,
         help="reply audio synthesized ahead of playback at most (default: %(default)s)",
     )  # fmt: skip
     turns.add_argument(
@@ -168,7 +180,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not hand the engine audio chunks while the user is still speaking",
     )  # fmt: skip
     turns.add_argument(
-        "--prefill-chunk-seconds", type=float, default=2.0,
+        "--prefill-chunk-seconds", type=float, default=DEFAULT_PREFILL_CHUNK_S,
         help="close a listen-while-thinking chunk every this many seconds of speech",
     )  # fmt: skip
     turns.add_argument(
@@ -178,11 +190,12 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )  # fmt: skip
     turns.add_argument(
-        "--eagerness", choices=["low", "medium", "high", "auto"], default="auto",
+        "--eagerness", choices=["low", "medium", "high", "auto"],
+        default=SemanticVad().eagerness,
         help="semantic_vad's default eagerness (default: %(default)s)",
     )  # fmt: skip
     turns.add_argument(
-        "--silence-duration-ms", type=int, default=500,
+        "--silence-duration-ms", type=int, default=DEFAULT_SILENCE_DURATION_MS,
         help="server_vad's default silence window (default: %(default)s)",
     )  # fmt: skip
     turns.add_argument(
@@ -200,7 +213,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="phone calls (Twilio) without the server's echo cancellation (on by default)",
     )  # fmt: skip
     turns.add_argument(
-        "--interrupt-min-speech-ms", type=int, default=600,
+        "--interrupt-min-speech-ms", type=int, default=InterruptionParams().min_speech_ms,
         help="speech over a reply at least this long cuts it (barge-in); shorter speech "
         "(a cough, 'mm-hmm') only pauses it, and it resumes (default: %(default)s)",
     )  # fmt: skip
@@ -221,7 +234,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ice_server(text: str) -> IceServer:
-    from realtime.transports.webrtc.options import IceServer, IceServerError
+    from realtime.webrtc_media.ice import IceServer, IceServerError
 
     try:
         return IceServer.parse(text)

@@ -43,12 +43,12 @@ def add_cosyvoice_arguments(parser: argparse.ArgumentParser) -> None:
         help="a built-in speaker id sessions may choose as their voice; repeatable",
     )  # fmt: skip
     group.add_argument(
-        "--cosyvoice-version", type=int, choices=(2, 3), default=3,
+        "--cosyvoice-version", type=int, choices=(2, 3), default=CosyVoiceOptions.version,
         help="the remote server's model: CosyVoice 3 prompts get <|endofprompt|> "
         "(default: %(default)s)",
     )  # fmt: skip
     group.add_argument(
-        "--cosyvoice-rate", type=int, default=24_000,
+        "--cosyvoice-rate", type=int, default=CosyVoiceOptions.sample_rate,
         help="the remote server's sample rate: 24000 for CosyVoice 2/3, 22050 for "
         "CosyVoice 1 (default: %(default)s)",
     )  # fmt: skip

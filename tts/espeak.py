@@ -65,6 +65,10 @@ def parse_wav_header(data: bytes | bytearray) -> WavFormat | None:
     return None
 
 
+DEFAULT_VOICE = "en-us"
+DEFAULT_WORDS_PER_MINUTE = 175
+
+
 class EspeakTts:
     """Speech from espeak-ng (22050 Hz mono int16), synthesized segment by segment.
 
@@ -79,8 +83,8 @@ class EspeakTts:
 
     def __init__(
         self,
-        voice: str = "en-us",
-        words_per_minute: int = 175,
+        voice: str = DEFAULT_VOICE,
+        words_per_minute: int = DEFAULT_WORDS_PER_MINUTE,
         rules: SegmenterRules | None = None,
         executable: str = "espeak-ng",
         *,

@@ -7,7 +7,7 @@ from typing import Literal
 
 from tts.base import TextToSpeech
 from tts.cosyvoice_factory import CosyVoiceOptions, build_cosyvoice_tts
-from tts.espeak import EspeakTts
+from tts.espeak import DEFAULT_VOICE, DEFAULT_WORDS_PER_MINUTE, EspeakTts
 from tts.simulated import DEFAULT_FIRST_CHUNK_MS, SimulatedFirstChunkTts
 
 TtsName = Literal["espeak", "simulated", "cosyvoice"]
@@ -17,8 +17,8 @@ TTS_NAMES: tuple[str, ...] = ("espeak", "simulated", "cosyvoice")
 @dataclass(frozen=True)
 class TtsOptions:
     name: TtsName = "espeak"
-    espeak_voice: str = "en-us"
-    espeak_words_per_minute: int = 175
+    espeak_voice: str = DEFAULT_VOICE
+    espeak_words_per_minute: int = DEFAULT_WORDS_PER_MINUTE
     first_chunk_ms: float = DEFAULT_FIRST_CHUNK_MS
     cosyvoice: CosyVoiceOptions = field(default_factory=CosyVoiceOptions)
 

@@ -133,7 +133,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "after the reply's first audio",
     )  # fmt: skip
     load.add_argument(
-        "--barge-in-after-ms", type=_non_negative, default=500.0,
+        "--barge-in-after-ms", type=_non_negative, default=TurnSettings.barge_in_after_ms,
         help="how much of the reply is heard before the user talks over it "
         "(default: %(default)s)",
     )  # fmt: skip

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from realtime.bench.metrics import CLIENT_METRICS, METRICS_BY_NAME, TurnSample
 from realtime.bench.results import SIMULATED_BANNER, BenchResults, LevelResult
-from realtime.session.timings import STAGES
+from realtime.telemetry.timings import STAGES
 
 _DPI = 110
 _FINAL_STAGE = "response_done"

@@ -24,7 +24,7 @@ from realtime.client.errors import (
     RealtimeConnectionError,
     RealtimeServerError,
 )
-from realtime.session.timings import STAGES
+from realtime.telemetry.timings import STAGES
 
 
 @dataclass(frozen=True)

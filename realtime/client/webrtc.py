@@ -43,9 +43,14 @@ from realtime.client.events import (
 )
 from realtime.client.inbox import EventInbox, EventMatch
 from realtime.client.webrtc_audio import ReplyAudioDemux
-from realtime.transports.webrtc.loopback import gather_with_loopback
-from realtime.transports.webrtc.media import PacedAudioTrack, mono_pcm
-from realtime.transports.webrtc.options import EVENTS_CHANNEL_LABEL, MEDIA_SAMPLE_RATE, IceServer
+from realtime.webrtc_media.ice import IceServer
+from realtime.webrtc_media.loopback import gather_with_loopback
+from realtime.webrtc_media.media import (
+    EVENTS_CHANNEL_LABEL,
+    MEDIA_SAMPLE_RATE,
+    PacedAudioTrack,
+    mono_pcm,
+)
 from tokenizer.resample import resample
 
 log = logging.getLogger(__name__)

@@ -213,6 +213,10 @@ CLIENT_EVENT_TYPES = frozenset(
 _ADAPTER: TypeAdapter[ClientEvent] = TypeAdapter(ClientEvent)
 
 
+# The largest client event a service accepts unless configured otherwise.
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+
+
 def parse_client_event(raw: str | bytes, max_bytes: int) -> ClientEvent:
     """Validate one raw message. Raises ``ProtocolError`` (never anything else)."""
     if len(raw) > max_bytes:

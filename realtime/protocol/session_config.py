@@ -75,13 +75,19 @@ AudioFormat = Annotated[
 _AUDIO_FORMAT_TAGS = frozenset({"audio/pcm", "audio/pcmu", "audio/pcma"})
 
 
+# server_vad's defaults (OpenAI's); the turn detector's parameters default to them too.
+DEFAULT_VAD_THRESHOLD = 0.5
+DEFAULT_PREFIX_PADDING_MS = 300
+DEFAULT_SILENCE_DURATION_MS = 500
+
+
 class ServerVad(_Strict):
     """End of turn after a fixed silence (``silence_duration_ms``)."""
 
     type: Literal["server_vad"] = "server_vad"
-    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    prefix_padding_ms: Annotated[int, Field(ge=0, le=5_000)] = 300
-    silence_duration_ms: Annotated[int, Field(ge=50, le=10_000)] = 500
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_VAD_THRESHOLD
+    prefix_padding_ms: Annotated[int, Field(ge=0, le=5_000)] = DEFAULT_PREFIX_PADDING_MS
+    silence_duration_ms: Annotated[int, Field(ge=50, le=10_000)] = DEFAULT_SILENCE_DURATION_MS
     create_response: bool = True
     interrupt_response: bool = True
     idle_timeout_ms: Annotated[int, Field(ge=1_000, le=600_000)] | None = None

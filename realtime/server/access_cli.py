@@ -47,7 +47,7 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "the service's own and loopback ones; '*' allows any; repeatable",
     )  # fmt: skip
     access.add_argument(
-        "--max-sessions", type=int, default=100,
+        "--max-sessions", type=int, default=AdmissionLimits.max_sessions,
         help="sessions at once over WebSocket and WebRTC together; past it new ones get "
         "HTTP 503 with Retry-After; 0 for no limit (default: %(default)s)",
     )  # fmt: skip

@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse
 from realtime.server.admission import RETRY_AFTER_S, Full, LiveSessions, Slot
 from realtime.server.auth import ApiKeys, presented_credential
 from realtime.server.client_secrets import SECRET_PREFIX, ClientSecretError, ClientSecrets
-from realtime.server.metrics import ServiceMetrics
 from realtime.server.origins import OriginPolicy
+from realtime.telemetry.metrics import ServiceMetrics
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from realtime.engines.factory import EngineOptions, build_engine
-from realtime.server.metrics import ServiceMetrics
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.speaking.factory import build_policies
+from realtime.telemetry.metrics import ServiceMetrics
 from realtime.telemetry.tracing import Tracing, TracingOptions, tracer_provider
 from realtime.transports.webrtc.options import WebRtcOptions
 from realtime.turns.silero import SileroVadModel

@@ -24,6 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# How far ahead of real time reply audio is released, by default.
+DEFAULT_LEAD_MS = 200.0
+
 
 @dataclass(frozen=True)
 class AudioFrame:
@@ -114,7 +117,7 @@ class Outbox:
         self,
         sample_rate: int,
         *,
-        lead_ms: float = 200.0,
+        lead_ms: float = DEFAULT_LEAD_MS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sample_rate = sample_rate

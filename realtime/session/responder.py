@@ -31,9 +31,9 @@ from realtime.engines.base import (
 from realtime.protocol import server_events as ev
 from realtime.protocol.session_config import AudioFormat, PcmFormat
 from realtime.session.outbox import AudioFrame, Outbox
-from realtime.session.timings import TurnTimings
 from realtime.session.truncation import SpokenSegment, spoken_text
 from realtime.speaking.base import ReasoningText, ReplyText, SpeakingParams, SpeakingPolicy
+from realtime.telemetry.timings import TurnTimings
 from tokenizer.framing import FrameSplitter
 from tokenizer.resample import StreamResampler
 from tts.base import TextToSpeech, TtsError

@@ -35,8 +35,8 @@ from realtime.session.conversation_log import ConversationLog
 from realtime.session.outbox import Outbox
 from realtime.session.responder import Responder, ResponseOutcome, ResponsePlan
 from realtime.session.services import SessionServices
-from realtime.session.timings import TurnTimings
 from realtime.speaking.base import SpeakingParams
+from realtime.telemetry.timings import TurnTimings
 from realtime.telemetry.tracing import SessionTrace, TurnRecord
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from realtime.engines.base import Engine
+from realtime.protocol.client_events import DEFAULT_MAX_EVENT_BYTES
 from realtime.protocol.session_config import SessionConfig
-from realtime.server.metrics import ServiceMetrics
-from realtime.session.outbox import Outgoing
+from realtime.session.outbox import DEFAULT_LEAD_MS, Outgoing
 from realtime.session.rate_limits import RateLimits
-from realtime.speaking.base import SpeakingPolicy
+from realtime.speaking.base import SpeakingParams, SpeakingPolicy
+from realtime.speaking.factory import DEFAULT_POLICY
+from realtime.telemetry.metrics import ServiceMetrics
 from realtime.telemetry.tracing import Tracing
 from realtime.turns.end_of_turn import TurnScorer
 from realtime.turns.input import TurnSettings
@@ -34,7 +36,7 @@ class SessionSettings:
     """Server-side knobs, set from the command line, the same for every session."""
 
     default_config: SessionConfig = field(default_factory=SessionConfig)
-    max_event_bytes: int = 8 * 1024 * 1024
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_input_buffer_s: float = 600.0
     max_history_bytes: int = 16 * 1024 * 1024
     """The conversation's items (audio and text) beyond this are dropped, oldest first: about
@@ -43,18 +45,18 @@ class SessionSettings:
     """A session's lifetime (``expires_at``), as OpenAI's: 60 minutes."""
     rate_limits: RateLimits = field(default_factory=RateLimits)
     frame_ms: int = 20
-    audio_lead_ms: float = 200.0
-    max_buffered_reply_ms: float = 2000.0
+    audio_lead_ms: float = DEFAULT_LEAD_MS
+    max_buffered_reply_ms: float = SpeakingParams.max_buffered_audio_ms
     incremental_prefill: bool = True
     turns: TurnSettings = field(default_factory=TurnSettings)
     phone_echo_cancellation: bool = True
     """Phone calls (Twilio) cancel the reply's echo on the server."""
-    default_policy: str = "after-think"
+    default_policy: str = DEFAULT_POLICY
     # Mind-Paced Speaking: reasoning tokens per formulation segment (Tc), the first one
     # (None: Tc), and reply tokens per articulation (Tr); session.speaking overrides them.
-    formulation_tokens: int = 80
-    first_formulation_tokens: int | None = None
-    articulation_tokens: int = 20
+    formulation_tokens: int = SpeakingParams.formulation_tokens
+    first_formulation_tokens: int | None = SpeakingParams.first_formulation_tokens
+    articulation_tokens: int = SpeakingParams.articulation_tokens
     reasoning_budgets: Mapping[str, int | None] = field(
         default_factory=lambda: dict(DEFAULT_REASONING_BUDGETS)
     )

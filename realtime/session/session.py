@@ -33,7 +33,7 @@ from realtime.session.rate_limits import SessionRateLimits
 from realtime.session.responses import ResponseManager
 from realtime.session.services import SessionServices, TransportClosed, TransportSink
 from realtime.session.supervision import Supervisor
-from realtime.session.timings import TurnTimings
+from realtime.telemetry.timings import TurnTimings
 from realtime.turns.audio_buffer import InputBufferFull
 from realtime.turns.denoise import NOISE_REDUCTION_STAGE, noise_reduction_stage
 from realtime.turns.echo import ECHO_CANCELLATION_STAGE, echo_cancellation_stage

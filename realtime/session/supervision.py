@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from realtime.protocol import server_events as ev
-from realtime.server.metrics import ServiceMetrics
+from realtime.telemetry.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 

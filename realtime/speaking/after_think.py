@@ -17,7 +17,6 @@ from realtime.engines.base import (
     ReasoningDelta,
 )
 from realtime.engines.budget import stream_within_budget
-from realtime.session.timings import TurnTimings
 from realtime.speaking.base import (
     PlaybackGauge,
     ReasoningText,
@@ -26,6 +25,7 @@ from realtime.speaking.base import (
     SpeakingParams,
 )
 from realtime.speaking.continuation import ReplyJoiner
+from realtime.telemetry.timings import TurnTimings
 
 
 class AfterThinkPolicy:

@@ -14,7 +14,7 @@ from realtime.engines.base import (
     InvalidToolCall,
     ToolCall,
 )
-from realtime.session.timings import TurnTimings
+from realtime.telemetry.timings import TurnTimings
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from realtime.speaking.base import SpeakingPolicy
 from realtime.speaking.mind_paced import MindPacedPolicy
 
 POLICY_NAMES: tuple[str, ...] = ("after-think", "mps", "speak-first")
+DEFAULT_POLICY = "after-think"
 
 
 def policy_names_for(capabilities: EngineCapabilities) -> tuple[str, ...]:

@@ -67,7 +67,6 @@ from realtime.engines.base import (
     add_usage,
 )
 from realtime.engines.budget import stream_within_budget
-from realtime.session.timings import TurnTimings
 from realtime.speaking.base import (
     PlaybackGauge,
     ReasoningText,
@@ -76,6 +75,7 @@ from realtime.speaking.base import (
     SpeakingParams,
 )
 from realtime.speaking.continuation import ReplyJoiner
+from realtime.telemetry.timings import TurnTimings
 
 PACING_MARGIN_MS = 100.0
 """How far below the buffered-audio cap the queue must be before an articulation starts."""

@@ -1,1 +1,1 @@
-"""Telemetry the service emits besides its Prometheus metrics: OpenTelemetry traces."""
+"""Telemetry, below every layer that reports it: turn stage timings, Prometheus metrics, traces."""

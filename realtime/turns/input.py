@@ -31,7 +31,7 @@ from realtime.turns.end_of_turn import EndOfTurnTiming, TurnScorer, end_of_turn_
 from realtime.turns.interruption import InterruptionParams, SuspectedInterruption, Verdict
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES
 from realtime.turns.stages import AudioStage, ResampleStage, stage_rank
-from realtime.turns.turn_audio import TurnInProgress, audio_item_from_pcm
+from realtime.turns.turn_audio import DEFAULT_PREFILL_CHUNK_S, TurnInProgress, audio_item_from_pcm
 from realtime.turns.turn_detector import (
     SpeechStarted,
     SpeechStopped,
@@ -57,7 +57,7 @@ class TurnSettings:
 
     speech_pad_ms: int = 100
     """Audio kept after the end of speech in the committed turn."""
-    prefill_chunk_s: float = 2.0
+    prefill_chunk_s: float = DEFAULT_PREFILL_CHUNK_S
     """Listen while thinking: close a chunk for the engine every this many seconds of speech."""
     interruption: InterruptionParams = field(default_factory=InterruptionParams)
     speculative_start: bool = True

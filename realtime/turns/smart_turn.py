@@ -25,14 +25,11 @@ while a decision at a pause can wait a little.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
-import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime
 
+from realtime.turns.batched_worker import BatchedWorker
 from realtime.turns.packaged_models import packaged_file
 from tokenizer.turn_features import (
     SMART_TURN_FRAMES,
@@ -124,13 +122,7 @@ def _run_job(model: SmartTurnModel, turns: list[np.ndarray]) -> _JobOutput:
     return _JobOutput(probabilities, time.perf_counter() - started)
 
 
-def _lower_thread_priority(nice: int) -> None:
-    """Best effort: on Linux a nice value belongs to one thread, this worker's."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-
-
-class SmartTurnBatcher:
+class SmartTurnBatcher(BatchedWorker[list[_ScoreRequest], _JobOutput]):
     """Scores the turns of all sessions with Smart Turn, batched, on one worker thread.
 
     One per app: ``await start()`` once (or ``async with``), ``await score(pcm)`` from any
@@ -139,6 +131,8 @@ class SmartTurnBatcher:
     given) is called on the event loop after every model call with its batch size and the
     seconds the worker spent on it (features and model), e.g. to feed metrics.
     """
+
+    closed_error = SmartTurnClosedError
 
     def __init__(
         self,
@@ -149,63 +143,25 @@ class SmartTurnBatcher:
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self._worker_nice = worker_nice
+        super().__init__(thread_name="smart-turn", task_name="smart-turn", worker_nice=worker_nice)
         self._model = model
         self._max_batch = max_batch
         self._observe_call = observe_call
         self._queue: deque[_ScoreRequest] = deque()
-        self._wakeup = asyncio.Event()
-        self._executor: ThreadPoolExecutor | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
         self.model_calls = 0
         self.turns_scored = 0
         self.max_batch_seen = 0
 
     @property
-    def running(self) -> bool:
-        return self._task is not None and not self._closed
-
-    @property
     def max_batch(self) -> int:
         return self._max_batch
 
-    async def start(self) -> None:
-        if self._closed:
-            raise SmartTurnClosedError("SmartTurnBatcher is closed")
-        if self._task is not None:
-            return
-        self._executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix="smart-turn",
-            initializer=_lower_thread_priority,
-            initargs=(self._worker_nice,),
-        )
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="smart-turn")
-
-    async def aclose(self) -> None:
-        """Stops the loop after its current model call (whose callers still get their
-        results); scores still queued raise SmartTurnClosedError."""
-        if self._closed:
-            return
-        self._closed = True
-        self._wakeup.set()
-        if self._task is not None:
-            await asyncio.wait([self._task])  # never raises; the loop ends after its current job
+    def _fail_queued(self) -> None:
         error = SmartTurnClosedError("SmartTurnBatcher closed before this turn was scored")
         while self._queue:
             request = self._queue.popleft()
             if not request.future.done():
                 request.future.set_exception(error)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)  # idle by now: the loop has finished its job
-
-    async def __aenter__(self) -> SmartTurnBatcher:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def score(self, pcm16k: npt.ArrayLike) -> float:
         """P(turn complete) for the audio of the user's turn so far.
@@ -221,45 +177,28 @@ class SmartTurnBatcher:
             raise TypeError(f"Smart Turn needs int16 or float32 samples, got {samples.dtype}")
         if samples.size == 0:
             raise ValueError("Smart Turn needs some audio to score, got none")
-        if self._closed:
-            raise SmartTurnClosedError("SmartTurnBatcher is closed")
-        if self._task is None:
-            raise RuntimeError("SmartTurnBatcher.start() has not been awaited")
-        if self._task.done():
-            cause = None if self._task.cancelled() else self._task.exception()
-            raise RuntimeError("SmartTurnBatcher's loop has stopped") from cause
+        self._check_running()
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._queue.append(_ScoreRequest(samples[-SMART_TURN_WINDOW_SAMPLES:].copy(), future))
-        self._wakeup.set()
+        self._wake()
         return await future
 
-    def _take_batch(self) -> list[_ScoreRequest]:
+    def _take_batch(self) -> list[_ScoreRequest] | None:
         """Up to ``max_batch`` queued requests whose callers are still waiting, oldest first."""
         batch: list[_ScoreRequest] = []
         while self._queue and len(batch) < self._max_batch:
             request = self._queue.popleft()
             if not request.future.done():  # a cancelled caller's turn is never run
                 batch.append(request)
-        return batch
+        return batch or None
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closed:
-            batch = self._take_batch()
-            if not batch:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            try:
-                job = await loop.run_in_executor(
-                    self._executor, _run_job, self._model, [r.pcm for r in batch]
-                )
-            except Exception as exc:
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
-                continue
-            self._apply(batch, job)
+    def _job(self, batch: list[_ScoreRequest]) -> Callable[[], _JobOutput]:
+        return functools.partial(_run_job, self._model, [r.pcm for r in batch])
+
+    def _fail(self, batch: list[_ScoreRequest], error: Exception) -> None:
+        for request in batch:
+            if not request.future.done():
+                request.future.set_exception(error)
 
     def _apply(self, batch: list[_ScoreRequest], job: _JobOutput) -> None:
         self.model_calls += 1

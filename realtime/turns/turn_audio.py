@@ -10,6 +10,9 @@ from realtime.conversation import UserAudioItem
 from realtime.turns.audio_buffer import InputAudioBuffer
 from tokenizer.chunking import SpeechChunker, split_for_engine
 
+# A chunk closes every this many seconds of speech unless the service says otherwise.
+DEFAULT_PREFILL_CHUNK_S = 2.0
+
 
 class TurnInProgress:
     """The audio of the turn being spoken, closed into chunks every few seconds of speech.

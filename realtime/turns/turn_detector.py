@@ -6,6 +6,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from realtime.protocol.session_config import (
+    DEFAULT_PREFIX_PADDING_MS,
+    DEFAULT_SILENCE_DURATION_MS,
+    DEFAULT_VAD_THRESHOLD,
+)
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES
 from realtime.turns.vad import VadChunkResult
 
@@ -29,9 +34,9 @@ class TurnDetectionParams:
     buffer when speech starts.
     """
 
-    threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 500
+    threshold: float = DEFAULT_VAD_THRESHOLD
+    prefix_padding_ms: int = DEFAULT_PREFIX_PADDING_MS
+    silence_duration_ms: int = DEFAULT_SILENCE_DURATION_MS
     min_speech_ms: int = 64
 
     def __post_init__(self) -> None:

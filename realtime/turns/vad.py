@@ -12,15 +12,16 @@ instead of a hundred, and the event loop never runs the model.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from realtime.turns.batched_worker import BatchedWorker
 from realtime.turns.silero import (
     SILERO_CHUNK_SAMPLES,
     SILERO_CONTEXT_SAMPLES,
@@ -119,6 +120,7 @@ class _Dispatched:
     stream: VadStream
     requests: list[_ChunkRequest]
     generation: int
+    input: _StreamInput
 
 
 def _as_float_pcm(pcm: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -166,13 +168,15 @@ def _run_rounds(model: SileroVadModel, inputs: list[_StreamInput], max_batch: in
     return _JobOutput(streams=outputs, call_sizes=call_sizes)
 
 
-class VadBatcher:
+class VadBatcher(BatchedWorker[list[_Dispatched], _JobOutput]):
     """Runs silero-vad for all streams of the process, batched, on one worker thread.
 
     One per app: ``await start()`` once, ``open_stream()`` per session, ``await aclose()`` at
     shutdown. ``observe_call`` (if given) is called on the event loop with the batch size of
     every model call, e.g. to feed a metrics histogram.
     """
+
+    closed_error = VadClosedError
 
     def __init__(
         self,
@@ -182,50 +186,19 @@ class VadBatcher:
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        super().__init__(thread_name="silero-vad", task_name="vad-batcher")
         self._model = model
         self._max_batch = max_batch
         self._observe_call = observe_call
         self._ready: dict[VadStream, None] = {}  # streams with queued chunks, in arrival order
-        self._wakeup = asyncio.Event()
-        self._executor: ThreadPoolExecutor | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
         self.model_calls = 0
         self.chunks_processed = 0
         self.max_batch_seen = 0
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._closed
-
-    async def start(self) -> None:
-        if self._closed:
-            raise VadClosedError("VadBatcher is closed")
-        if self._task is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="silero-vad")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="vad-batcher")
-
-    async def aclose(self) -> None:
-        """Stops the loop after its current job; queued ``process`` calls raise VadClosedError."""
-        if self._closed:
-            return
-        self._closed = True
-        self._wakeup.set()
-        if self._task is not None:
-            await asyncio.wait([self._task])  # never raises; the loop ends after its current job
+    def _fail_queued(self) -> None:
         for stream in list(self._ready):
             stream._fail_queued(VadClosedError("VadBatcher closed before this audio was processed"))
         self._ready.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)  # idle by now: the loop has finished its job
-
-    async def __aenter__(self) -> VadBatcher:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def open_stream(self) -> VadStream:
         if self._closed:
@@ -233,60 +206,39 @@ class VadBatcher:
         return VadStream(self)
 
     def _enqueue(self, stream: VadStream) -> None:
-        if self._closed:
-            raise VadClosedError("VadBatcher is closed")
-        if self._task is None:
-            raise RuntimeError("VadBatcher.start() has not been awaited")
-        if self._task.done():
-            cause = None if self._task.cancelled() else self._task.exception()
-            raise RuntimeError("VadBatcher's loop has stopped") from cause
+        self._check_running()
         self._ready[stream] = None
-        self._wakeup.set()
+        self._wake()
 
     def _forget(self, stream: VadStream) -> None:
         self._ready.pop(stream, None)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closed:
-            if not self._ready:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            dispatched, inputs = self._take_queued()
-            if not dispatched:
-                continue
-            try:
-                job = await loop.run_in_executor(
-                    self._executor, _run_rounds, self._model, inputs, self._max_batch
-                )
-            except Exception as exc:
-                for item in dispatched:
-                    item.stream._in_flight = []
-                    for request in item.requests:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                continue
-            self._apply(dispatched, job)
-
-    def _take_queued(self) -> tuple[list[_Dispatched], list[_StreamInput]]:
+    def _take_batch(self) -> list[_Dispatched] | None:
         dispatched: list[_Dispatched] = []
-        inputs: list[_StreamInput] = []
         streams = list(self._ready)
         self._ready.clear()
         for stream in streams:
             requests = stream._take_queued()
             if not requests:
                 continue
-            dispatched.append(_Dispatched(stream, requests, stream._generation))
-            inputs.append(
-                _StreamInput(
-                    chunks=np.concatenate([r.chunks for r in requests]),
-                    state=stream._state.copy(),
-                    context=stream._context.copy(),
-                )
+            snapshot = _StreamInput(
+                chunks=np.concatenate([r.chunks for r in requests]),
+                state=stream._state.copy(),
+                context=stream._context.copy(),
             )
-        return dispatched, inputs
+            dispatched.append(_Dispatched(stream, requests, stream._generation, snapshot))
+        return dispatched or None
+
+    def _job(self, batch: list[_Dispatched]) -> Callable[[], _JobOutput]:
+        inputs = [item.input for item in batch]
+        return functools.partial(_run_rounds, self._model, inputs, self._max_batch)
+
+    def _fail(self, batch: list[_Dispatched], error: Exception) -> None:
+        for item in batch:
+            item.stream._in_flight = []
+            for request in item.requests:
+                if not request.future.done():
+                    request.future.set_exception(error)
 
     def _apply(self, dispatched: list[_Dispatched], job: _JobOutput) -> None:
         self.model_calls += len(job.call_sizes)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from realtime.server.metrics import STAGE_SPANS, ServiceMetrics
+from realtime.telemetry.metrics import STAGE_SPANS, ServiceMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "step-realtime.json"
 

@@ -37,11 +37,11 @@ from realtime.protocol.session_config import (
     ServerVad,
     SessionConfig,
 )
-from realtime.server.metrics import ServiceMetrics
 from realtime.session.outbox import AudioFrame, EventMessage, Outgoing
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.speaking.after_think import AfterThinkPolicy
+from realtime.telemetry.metrics import ServiceMetrics
 from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
 from realtime.turns.input import ReplyPaused, TurnEvent
 from realtime.turns.silero import SileroVadModel

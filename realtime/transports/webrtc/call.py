@@ -26,11 +26,16 @@ from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
-from realtime.transports.webrtc.loopback import gather_with_loopback
-from realtime.transports.webrtc.media import PacedAudioTrack, mono_pcm, shorten_receive_buffer
 from realtime.transports.webrtc.offer import OfferRejected
-from realtime.transports.webrtc.options import EVENTS_CHANNEL_LABEL, WebRtcOptions
+from realtime.transports.webrtc.options import WebRtcOptions
 from realtime.transports.webrtc.sink import EventChannel, WebRtcSink
+from realtime.webrtc_media.loopback import gather_with_loopback
+from realtime.webrtc_media.media import (
+    EVENTS_CHANNEL_LABEL,
+    PacedAudioTrack,
+    mono_pcm,
+    shorten_receive_buffer,
+)
 
 log = logging.getLogger(__name__)
 

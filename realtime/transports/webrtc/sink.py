@@ -22,7 +22,7 @@ from aiortc.exceptions import InvalidStateError
 
 from realtime.protocol import server_events as ev
 from realtime.session.outbox import AudioFrame, Outbox, Outgoing
-from realtime.transports.webrtc.media import PacedAudioTrack
+from realtime.webrtc_media.media import PacedAudioTrack
 from tokenizer.resample import StreamResampler
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from realtime.bench.metrics import sample_from_turn, summarize
 from realtime.bench.results import BenchResults, LevelResult
 from realtime.client.events import ResponseDone, parse_server_event
 from realtime.client.turn import ResponseResult, TurnResult
-from realtime.session.timings import STAGES
+from realtime.telemetry.timings import STAGES
 
 STAGES_MS = {
     "speech_stopped": 0.0,

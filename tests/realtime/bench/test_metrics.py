@@ -15,7 +15,7 @@ from realtime.bench.metrics import (
     summarize,
 )
 from realtime.client.turn import TurnResult
-from realtime.session.timings import STAGES
+from realtime.telemetry.timings import STAGES
 from tests.realtime.bench.samples import STAGES_MS, turn_result
 
 

@@ -25,7 +25,7 @@ from websockets.http11 import Request, Response
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig, apply_session_update
-from realtime.session.timings import TurnTimings
+from realtime.telemetry.timings import TurnTimings
 from tokenizer.pcm import pcm16_from_base64, pcm16_to_base64
 
 REALTIME_PATH = "/v1/realtime"

@@ -9,7 +9,7 @@ from realtime.client import events as ce
 from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig
-from realtime.session.timings import TurnTimings
+from realtime.telemetry.timings import TurnTimings
 from tokenizer.pcm import pcm16_to_base64
 
 AT = 123.25

@@ -19,11 +19,11 @@ from realtime.engines.base import (
     EngineInfo,
     EngineRequest,
 )
-from realtime.server.metrics import ServiceMetrics
 from realtime.session.outbox import AudioFrame, EventMessage, Outgoing
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.speaking.after_think import AfterThinkPolicy
+from realtime.telemetry.metrics import ServiceMetrics
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
 from tokenizer.pcm import pcm16_to_base64

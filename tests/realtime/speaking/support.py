@@ -19,7 +19,6 @@ from realtime.engines.base import (
 )
 from realtime.engines.sim import SimEngine, SimParams
 from realtime.engines.sim_text import TurnPlan
-from realtime.session.timings import TurnTimings
 from realtime.speaking.base import (
     ReasoningText,
     ReplyText,
@@ -27,6 +26,7 @@ from realtime.speaking.base import (
     SpeakingParams,
     SpeakingPolicy,
 )
+from realtime.telemetry.timings import TurnTimings
 
 FAST = SimParams(itl_ms=2.0, ttft_ms=2.0, reasoning_tokens=200, answer_tokens=60, length_jitter=0.0)
 TURN_TIMEOUT_S = 20.0

@@ -11,9 +11,9 @@ from collections.abc import AsyncGenerator, Callable
 import pytest
 
 from realtime.engines.base import EngineError, EngineEvent, EngineRequest, EngineUsage
-from realtime.session.timings import TurnTimings
 from realtime.speaking.base import ReasoningText, ReplyText, SpeakingParams
 from realtime.speaking.mind_paced import MindPacedPolicy
+from realtime.telemetry.timings import TurnTimings
 from tests.realtime.speaking.support import (
     FAST,
     DelegatingSession,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
-from realtime.transports.webrtc.media import PacedAudioTrack, mono_pcm, shorten_receive_buffer
+from realtime.webrtc_media.media import PacedAudioTrack, mono_pcm, shorten_receive_buffer
 
 FRAME = 960  # 20 ms at 48 kHz
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from realtime.cli import build_parser
-from realtime.transports.webrtc.options import IceServer, IceServerError, WebRtcOptions
+from realtime.transports.webrtc.options import WebRtcOptions
+from realtime.webrtc_media.ice import IceServer, IceServerError
 
 
 def test_a_stun_server_needs_no_credentials() -> None:

@@ -27,8 +27,10 @@ from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.transports.webrtc.options import MEDIA_FRAME_MS, MEDIA_SAMPLE_RATE
-
+EVENTS_CHANNEL_LABEL = "oai-events"
+# WebRTC carries Opus, whose clock is 48 kHz; aiortc decodes it to 48 kHz frames.
+MEDIA_SAMPLE_RATE = 48_000
+MEDIA_FRAME_MS = 20
 Pcm16 = npt.NDArray[np.int16]
 
 
