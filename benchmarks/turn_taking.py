@@ -6,7 +6,7 @@ Starts the service (``--engine sim --policy speak-first --tts simulated`` unless
 (``benchmarks/turn_taking_set.py``; built first when the folder has no manifest) as a
 microphone would: 20 ms frames paced by the wall clock, one continuous stream. After each
 turn's true end (its last voiced sample) it streams ``--reply-window-s`` of silence; then it
-clears the input buffer if the turn has still not ended (semantic_vad waits up to 2-8 s at a
+clears the input buffer if the turn has still not ended (semantic_vad waits up to 0.8-2 s at a
 pause it judges mid-turn), cancels any reply still running and streams ``--settle-ms`` more
 silence, so every turn starts from an idle session. The modes run concurrently, one session
 each (``--parallel N`` caps how many at once), so the run lasts about as long as the set;

@@ -63,7 +63,7 @@ def test_stretching_holds_mid_sentence_pauses_and_keeps_the_words() -> None:
 
     stretched = stretch_pauses(turn, rate, 800)
 
-    (a, b), (c, d), (e, f) = stretched.segments
+    (_, b), (c, d), (e, f) = stretched.segments
     assert (c - b) == 800 * 16 and (e - d) == 200 * 16  # only the mid-sentence pause grows
     assert stretched.true_end == f == len(stretched.pcm)
     assert np.count_nonzero(stretched.pcm) == np.count_nonzero(pcm)
