@@ -26,6 +26,8 @@ from tests.realtime.session.support import (
 )
 from tests.support.speech import silence, synthesize
 
+pytestmark = pytest.mark.slow  # speaks at real-time pace
+
 RATE = 24_000
 FRAME = RATE // 50  # 20 ms
 
