@@ -20,6 +20,11 @@ from tts.pipeline import speak_segments
 from tts.segmenter import DEFAULT_RULES, SegmenterRules
 
 _READ_SIZE = 65536
+_STDOUT_LIMIT = 64 * 1024 * 1024
+"""How much of a segment's audio may wait unread (about 25 minutes of speech). The lookahead
+segment is synthesized while the current one is yielded; with asyncio's default 64 KiB limit
+its pipe stopped being read once 128 KiB waited, so a process killed then (``aclose``) never
+had its pipe seen closed, and waiting for it hung."""
 _NO_AUDIO_SERVER = "unix:/dev/null/no-pulseaudio"  # under a file, so it can never exist
 
 
@@ -226,6 +231,7 @@ class EspeakTts:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=espeak_environment(),
+                limit=_STDOUT_LIMIT,
             )
             self._processes.add(process)
         except FileNotFoundError as error:
