@@ -2,10 +2,11 @@
 in-process tests fork subprocesses (espeak-ng) while worker threads may be inside a BLAS
 call, which deadlocks OpenBLAS's own thread pool. Set before any test module loads numpy.
 
-Also how the suite runs in parallel (pytest-xdist, ``-n auto --dist loadgroup`` in
+Also how the suite runs in parallel (pytest-xdist, ``-n auto --dist loadscope`` in
 pyproject.toml): most of its time is spent waiting on audio streamed at real-time pace, not
-on the CPU, so it runs two workers per core; the tests needing the vLLM CPU server share one
-worker (and one server); every test under ``tests/integration/`` is ``slow``."""
+on the CPU, so it runs two workers per core; each module stays on one worker, in order, so
+its module-scoped fixtures (the vLLM CPU server, the services) are started once. Every test
+under ``tests/integration/`` is ``slow``."""
 
 import os
 from pathlib import Path
@@ -28,5 +29,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.is_relative_to(_INTEGRATION):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("vllm") is not None:
-            item.add_marker(pytest.mark.xdist_group("vllm"))

@@ -287,7 +287,12 @@ async def test_phone_calls_need_twilios_signature_or_a_key(keyed_service: Servic
             await ws.send(json.dumps({"event": "connected", "protocol": "Call"}))
 
 
-def test_no_key_reaches_the_log(keyed_service: ServiceProcess) -> None:
+async def test_no_key_reaches_the_log(keyed_service: ServiceProcess) -> None:
+    for key in (None, "sk-wrong", KEY_A[:-1]):  # refused here, whatever ran before
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        with pytest.raises(InvalidStatus):
+            async with connect(keyed_service.ws_url, additional_headers=headers, open_timeout=10):
+                pass
     text = keyed_service.log_path.read_text(errors="replace")
     assert "401" in text  # the refused handshakes were logged
     for secret in (KEY_A, KEY_B, METRICS_TOKEN, TWILIO_TOKEN):
