@@ -52,6 +52,7 @@ from realtime.client import RealtimeClient, ReasoningDelta, SpeechStarted, speak
 from realtime.conversation import Conversation, UserAudioItem
 from realtime.engines.sim import SimEngine, SimParams
 from tokenizer.resample import resample
+from tts.espeak import espeak_environment
 
 RATE = 24_000
 SILENCE_MS = 200
@@ -101,8 +102,9 @@ class Run:
 
 def synthesize(text: str) -> np.ndarray:
     wav_bytes = subprocess.run(
-        ["espeak-ng", "--stdout", text], capture_output=True, check=True, timeout=60
-    ).stdout
+        ["espeak-ng", "--stdout", text],
+        capture_output=True, check=True, timeout=60, env=espeak_environment(),
+    ).stdout  # fmt: skip
     with wave.open(io.BytesIO(wav_bytes)) as wav:
         rate = wav.getframerate()
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)

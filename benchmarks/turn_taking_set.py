@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tokenizer.pcm import read_wav, write_wav
 from tokenizer.resample import resample
+from tts.espeak import espeak_environment
 
 # Clause boundaries are marked with "|". Questions and statements, 2 or 3 clauses each.
 SENTENCES: tuple[str, ...] = (
@@ -184,7 +185,7 @@ def espeak(text: str, voice: str, rate_wpm: int) -> tuple[npt.NDArray[np.int16],
     """espeak-ng saying ``text``: mono int16 samples and their rate (22050 Hz)."""
     completed = subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(rate_wpm), "--stdout", text],
-        capture_output=True, check=False, timeout=ESPEAK_TIMEOUT_S,
+        capture_output=True, check=False, timeout=ESPEAK_TIMEOUT_S, env=espeak_environment(),
     )  # fmt: skip
     if completed.returncode != 0 or not completed.stdout:
         message = completed.stderr.decode(errors="replace").strip()

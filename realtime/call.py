@@ -199,7 +199,8 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def main_call(args: argparse.Namespace) -> int:
     """Run ``call``: 0 when the reply completed, 1 on a server error, timeout or bad input,
-    2 when the server cannot be reached."""
+    2 when the server cannot be reached or refuses the connection (a 401 gets a hint about
+    --api-key)."""
     console = Console()
     try:
         report = await run_call(
@@ -214,6 +215,13 @@ async def main_call(args: argparse.Namespace) -> int:
         )
     except RealtimeConnectionError as exc:
         print(f"step-realtime call: {exc}", file=sys.stderr)
+        if exc.http_status == 401:
+            given = "the key given was refused" if args.api_key else "no key was given"
+            print(
+                f"hint: the service requires an API key ({given}): pass --api-key KEY or set "
+                f"${API_KEY_VARIABLE} to one of the service's keys or an ek_ client secret",
+                file=sys.stderr,
+            )
         return 2
     except (
         RealtimeServerError,

@@ -46,8 +46,21 @@ def resample(
     return result
 
 
+def _to_float(samples: np.ndarray) -> npt.NDArray[np.float32]:
+    return samples.astype(np.float32) / np.float32(32768.0)
+
+
+def _to_int16(samples: np.ndarray) -> npt.NDArray[np.int16]:
+    return np.clip(np.rint(samples * np.float32(32768.0)), -32768, 32767).astype(np.int16)
+
+
 class StreamResampler:
     """Streaming resampler for one continuous mono signal; state lives in a soxr.ResampleStream.
+
+    The stream always runs in float32, int16 being converted on the way in and out: soxr's
+    streaming int16 output is not a function of its input (the same audio gave outputs that
+    differ by a sample value or two from run to run and process to process), and the engine's
+    prefix cache needs the same audio to give the same samples every time.
 
     `process` may return fewer samples than the rate ratio suggests while the filter fills;
     `flush` drains the tail, after which the totals match round(total_in * out / in) to within a
@@ -81,14 +94,19 @@ class StreamResampler:
         self._recent_limit = max(1, round(in_rate * self.HELD_INPUT_LIMIT_S))
 
     def _new_stream(self) -> soxr.ResampleStream | None:
-        # A new stream rather than ResampleStream.clear(): soxr's int16 output is dithered, and
-        # clear() keeps the dither generator's state, so a cleared stream would not reproduce a
-        # fresh one's output exactly.
         if self._in_rate == self._out_rate:
             return None
         return soxr.ResampleStream(
-            self._in_rate, self._out_rate, 1, dtype=self._dtype.name, quality=self._quality
+            self._in_rate, self._out_rate, 1, dtype="float32", quality=self._quality
         )
+
+    def _run(self, samples: np.ndarray, *, last: bool = False) -> np.ndarray:
+        assert self._stream is not None
+        if self._dtype == np.int16:
+            result: np.ndarray = _to_int16(self._stream.resample_chunk(_to_float(samples), last))
+        else:
+            result = self._stream.resample_chunk(np.ascontiguousarray(samples), last)
+        return result
 
     @property
     def in_rate(self) -> int:
@@ -115,7 +133,7 @@ class StreamResampler:
             return samples
         if samples.size == 0:
             return self._empty
-        result: np.ndarray = self._stream.resample_chunk(np.ascontiguousarray(samples))
+        result = self._run(samples)
         self._in_total += len(samples)
         self._out_total += len(result)
         self._recent_input = np.concatenate([self._recent_input, samples])[-self._recent_limit :]
@@ -134,7 +152,7 @@ class StreamResampler:
         """Drain the filter's tail at the end of the signal and get ready for a new one."""
         if self._stream is None:
             return self._empty
-        tail: np.ndarray = self._stream.resample_chunk(self._empty, last=True)
+        tail = self._run(self._empty, last=True)
         self.reset()
         return tail
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import struct
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
@@ -19,6 +20,25 @@ from tts.pipeline import speak_segments
 from tts.segmenter import DEFAULT_RULES, SegmenterRules
 
 _READ_SIZE = 65536
+_STDOUT_LIMIT = 64 * 1024 * 1024
+"""How much of a segment's audio may wait unread (about 25 minutes of speech). The lookahead
+segment is synthesized while the current one is yielded; with asyncio's default 64 KiB limit
+its pipe stopped being read once 128 KiB waited, so a process killed then (``aclose``) never
+had its pipe seen closed, and waiting for it hung."""
+_NO_AUDIO_SERVER = "unix:/dev/null/no-pulseaudio"  # under a file, so it can never exist
+
+
+def espeak_environment() -> dict[str, str]:
+    """The environment to run espeak-ng in: ours, with PulseAudio pointed at no server.
+
+    espeak-ng only writes WAV here, yet its audio library probes PulseAudio when it starts.
+    On a machine where libpulse has not yet made its runtime directory (a fresh ``HOME``),
+    that probe makes one under a name drawn from libc's ``rand()``, the same generator the
+    voice variants' breath noise (``en-us+f3``) draws from: the same text came out
+    differently the first time. With no server to find, libpulse creates nothing and draws
+    nothing, and there is no autospawn.
+    """
+    return {**os.environ, "PULSE_SERVER": _NO_AUDIO_SERVER}
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,7 @@ class EspeakTts:
                 process = await asyncio.create_subprocess_exec(
                     self.executable, listing,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                    env=espeak_environment(),
                 )  # fmt: skip
             except OSError:
                 return names
@@ -213,6 +234,8 @@ class EspeakTts:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                env=espeak_environment(),
+                limit=_STDOUT_LIMIT,
             )
             self._processes.add(process)
         except FileNotFoundError as error:

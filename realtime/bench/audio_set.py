@@ -15,6 +15,7 @@ import numpy.typing as npt
 from realtime.client.turn import voiced_end
 from tokenizer.pcm import AudioFormatError, read_wav
 from tokenizer.resample import resample
+from tts.espeak import espeak_environment
 
 BUILTIN_PHRASES = (
     "Hello there, how are you doing today?",
@@ -108,6 +109,7 @@ async def _speak(phrase: str, voice: str, path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         "espeak-ng", "-v", voice, "-w", str(partial), phrase,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env=espeak_environment(),
     )  # fmt: skip
     try:
         async with asyncio.timeout(_ESPEAK_TIMEOUT_S):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from realtime.client.errors import (
     RealtimeConnectionClosed,
@@ -118,7 +118,10 @@ class RealtimeClient:
             )
         except (OSError, ValueError, WebSocketException) as exc:
             reason = _connect_failure(exc, open_timeout)
-            raise RealtimeConnectionError(f"could not connect to {url}: {reason}") from exc
+            status = exc.response.status_code if isinstance(exc, InvalidStatus) else None
+            raise RealtimeConnectionError(
+                f"could not connect to {url}: {reason}", http_status=status
+            ) from exc
         client = cls(connection, url)
         try:
             try:

@@ -10,7 +10,12 @@ class RealtimeError(Exception):
 
 
 class RealtimeConnectionError(RealtimeError):
-    """The server could not be reached, or did not open a Realtime session."""
+    """The server could not be reached, or did not open a Realtime session. ``http_status``:
+    the status of an HTTP answer that refused the WebSocket (401 without a valid key)."""
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 class RealtimeConnectionClosed(RealtimeError):

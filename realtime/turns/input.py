@@ -29,7 +29,6 @@ from realtime.protocol.session_config import SemanticVad, ServerVad, TurnDetecti
 from realtime.turns.audio_buffer import InputAudioBuffer
 from realtime.turns.end_of_turn import EndOfTurnTiming, TurnScorer, end_of_turn_timing
 from realtime.turns.interruption import InterruptionParams, SuspectedInterruption, Verdict
-from realtime.turns.silero import SILERO_CHUNK_SAMPLES
 from realtime.turns.stages import AudioStage, ResampleStage, stage_rank
 from realtime.turns.turn_audio import DEFAULT_PREFILL_CHUNK_S, TurnInProgress, audio_item_from_pcm
 from realtime.turns.turn_detector import (
@@ -195,7 +194,8 @@ class TurnInput:
         self._detection: TurnDetection | None = None
         self._timing: EndOfTurnTiming | None = None
         self._detector = TurnDetector(TurnDetectionParams(), ENGINE_SAMPLE_RATE)
-        self._queue: asyncio.Queue[tuple[np.ndarray, float]] = asyncio.Queue()
+        # (index of the first sample in the buffer, 16 kHz audio, when it was appended)
+        self._queue: asyncio.Queue[tuple[int, np.ndarray, float]] = asyncio.Queue()
         self._observe_lag = observe_lag
         self._ignore_before = 0
         self._vad_done_until = 0
@@ -217,11 +217,10 @@ class TurnInput:
     def caught_up(self) -> bool:
         """Every appended sample reached the VAD, every whole chunk was scored, and the
         results were acted on."""
-        position = self._vad_stream.position
         return (
             self._queue.empty()
-            and position == self.buffer.end
-            and self._vad_done_until == position - position % SILERO_CHUNK_SAMPLES
+            and self._vad_stream.position == self.buffer.end
+            and self._vad_done_until == self._vad_stream.chunked_until
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -284,9 +283,10 @@ class TurnInput:
         pcm16k = self._resample.process(pcm, sample_rate)
         for stage in self._stages:
             pcm16k = stage.process(pcm16k)
+        start = self.buffer.end
         self.buffer.append(pcm16k)
         if self._detection is not None and len(pcm16k):
-            self._queue.put_nowait((pcm16k, time.monotonic()))
+            self._queue.put_nowait((start, pcm16k, time.monotonic()))
 
     def held_samples(self) -> int:
         """What a commit now would hold: the turn so far, or the whole buffer."""
@@ -331,7 +331,9 @@ class TurnInput:
 
     async def _vad_loop(self) -> None:
         while True:
-            pcm, appended_at = await self._queue.get()
+            start, pcm, appended_at = await self._queue.get()
+            if start != self._vad_stream.position:
+                self._follow_from(start)
             try:
                 results = await self._vad_stream.process(pcm)
             except Exception:
@@ -350,6 +352,16 @@ class TurnInput:
                 self.buffer.drop_before(self._vad_done_until - keep)
             if self._observe_lag is not None:
                 self._observe_lag(time.monotonic() - appended_at)
+
+    def _follow_from(self, start: int) -> None:
+        """The VAD did not hear the audio before ``start`` (it came while turn detection was
+        off): start it afresh there, so its sample positions stay the buffer's. Were it to go
+        on counting from where it stopped, every position it reported would lag the buffer by
+        the audio it missed: speech would fall before the point a clear skipped to, and the
+        session would never hear a turn again."""
+        self._vad_stream.reset(start)
+        self._vad_done_until = start
+        self._detector.reset()
 
     def _on_vad_result(self, result: VadChunkResult) -> None:
         for event in self._detector.update(result):

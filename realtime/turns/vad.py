@@ -303,6 +303,12 @@ class VadStream:
         return self._position
 
     @property
+    def chunked_until(self) -> int:
+        """Absolute index just after the last sample handed to the model (the rest waits
+        for a whole chunk)."""
+        return self._position - len(self._remainder)
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from realtime.call import add_call_arguments, main_call
+from realtime.client.client import API_KEY_VARIABLE
 from realtime.server.twilio_signature import twilio_signature
 from tests.realtime.transports.offers import make_offer
 from tests.support.service import ServiceProcess
+from tokenizer.pcm import write_wav
 
 KEY_A = "sk-test-alpha-4f9c2e7d1b"
 KEY_B = "sk-test-bravo-8a3d6c0e5f"
@@ -237,7 +243,6 @@ async def test_a_webrtc_offer_that_never_connects_holds_a_slot_until_it_is_freed
                 continue
         else:
             pytest.fail("the unconnected offer's slot was not freed")
-        assert time.monotonic() - started < 15
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +287,36 @@ async def test_phone_calls_need_twilios_signature_or_a_key(keyed_service: Servic
             await ws.send(json.dumps({"event": "connected", "protocol": "Call"}))
 
 
-def test_no_key_reaches_the_log(keyed_service: ServiceProcess) -> None:
+async def test_no_key_reaches_the_log(keyed_service: ServiceProcess) -> None:
+    for key in (None, "sk-wrong", KEY_A[:-1]):  # refused here, whatever ran before
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        with pytest.raises(InvalidStatus):
+            async with connect(keyed_service.ws_url, additional_headers=headers, open_timeout=10):
+                pass
     text = keyed_service.log_path.read_text(errors="replace")
     assert "401" in text  # the refused handshakes were logged
     for secret in (KEY_A, KEY_B, METRICS_TOKEN, TWILIO_TOKEN):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("key", "said"), [(None, "no key was given"), ("sk-wrong", "the key given was refused")]
+)
+async def test_call_without_a_valid_key_explains_the_401_and_names_api_key(
+    keyed_service: ServiceProcess,
+    key: str | None,
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv(API_KEY_VARIABLE, raising=False)
+    wav = tmp_path / "in.wav"
+    write_wav(wav, np.zeros(1600, dtype=np.int16), 16_000)
+    parser = argparse.ArgumentParser()
+    add_call_arguments(parser)
+    argv = [str(wav), "--url", keyed_service.ws_url, *(["--api-key", key] if key else [])]
+    assert await main_call(parser.parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert "HTTP 401" in err
+    assert f"hint: the service requires an API key ({said}): pass --api-key KEY" in err

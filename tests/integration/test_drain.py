@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,6 @@ async def test_sigterm_lets_the_reply_finish_tells_every_client_and_exits_0(
             await speaking.send(json.dumps({"type": "response.create"}))
             await until_event(speaking, "response.output_audio.delta")
 
-            signalled_at = time.monotonic()
             service.send_signal(signal.SIGTERM)
             idle_events = await events_until_closed(idle)
             assert idle.close_code == 1001
@@ -89,5 +87,4 @@ async def test_sigterm_lets_the_reply_finish_tells_every_client_and_exits_0(
                 "server_shutting_down"
             )
             assert speaking.close_code == 1001
-        assert service.wait(DRAIN_TIMEOUT_S) == 0
-        assert time.monotonic() - signalled_at < DRAIN_TIMEOUT_S
+        assert service.wait(DRAIN_TIMEOUT_S) == 0  # raises if it has not exited by then

@@ -295,7 +295,8 @@ async def test_ten_thousand_fuzzed_events_leave_the_connection_working(
         async with httpx.AsyncClient(timeout=10) as http:
             assert (await http.get(f"{service.http_url}/healthz")).status_code == 200
 
-        # A normal spoken turn on the same connection.
+        # A normal spoken turn on the same connection, hands-free at real-time pace (the
+        # fuzzer toggled turn detection while it appended audio).
         received.clear()
         setup = {
             "type": "session.update",
@@ -323,18 +324,25 @@ async def test_ten_thousand_fuzzed_events_leave_the_connection_working(
                 }
             )
         )
-        speech = synthesize("What is the weather like in Paris?", 24_000)
-        await ws.send(
-            json.dumps({"type": "input_audio_buffer.append", "audio": pcm16_to_base64(speech)})
+        hands_free = {"type": "session.update", "session": {"type": "realtime", "audio": {
+            "input": {"turn_detection": {"type": "server_vad"}}}}}  # fmt: skip
+        await ws.send(json.dumps(hands_free))
+        speech = np.concatenate(
+            [synthesize("What is the weather like in Paris?", 24_000), np.zeros(24_000, np.int16)]
         )
-        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
-        await ws.send(json.dumps({"type": "response.create"}))
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for start in range(0, len(speech), 480):
+            chunk = pcm16_to_base64(speech[start : start + 480])
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            await asyncio.sleep(max(0.0, began + (start + 480) / 24_000 - loop.time()))
         await drain_until(
             ws,
             lambda events: any(e["type"] == "response.done" for e in events),
             received,
             timeout_s=60,
         )
+        assert any(e["type"] == "input_audio_buffer.speech_started" for e in received)
         done = next(e for e in received if e["type"] == "response.done")
         assert done["response"]["status"] == "completed"
         audio = b"".join(

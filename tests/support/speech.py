@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from tts.espeak import espeak_environment
+
 SAMPLE_RATE = 16_000
 
 SENTENCES = (
@@ -33,7 +35,9 @@ def synthesize(text: str, sample_rate: int = SAMPLE_RATE, *, ssml: bool = False)
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)")
     command = ["espeak-ng", "--stdout", *(["-m"] if ssml else []), text]
-    wav_bytes = subprocess.run(command, capture_output=True, check=True, timeout=60).stdout
+    wav_bytes = subprocess.run(
+        command, capture_output=True, check=True, timeout=60, env=espeak_environment()
+    ).stdout
     with wave.open(io.BytesIO(wav_bytes)) as wav:
         rate = wav.getframerate()
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")

@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,8 @@ from types import TracebackType
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON_ENV = "STEP_VLLM_PYTHON"
@@ -143,18 +144,12 @@ class MetricsSnapshot:
         return sum(matching)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 class VllmServer:
     """A vLLM server process group; use as a (sync or async) context manager, or start()/stop()."""
 
     def __init__(self, config: VllmServerConfig) -> None:
         self.config = config
-        self.port = config.port or _free_port(config.host)
+        self.port = config.port or free_port(config.host)
         self.log_path = config.log_path or config.model_dir.parent / f"vllm-{self.port}.log"
         self.startup_seconds: float | None = None
         self._process: subprocess.Popen[bytes] | None = None

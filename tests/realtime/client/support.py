@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import numpy.typing as npt
 
@@ -14,10 +12,3 @@ def utterance(voiced_ms: float, silence_ms: float, rate: int = 24_000) -> npt.ND
     """A tone of ``voiced_ms`` followed by ``silence_ms`` of digital silence."""
     silence = np.zeros(round(rate * silence_ms / 1000), np.int16)
     return np.concatenate([sine(220.0, voiced_ms, rate), silence])
-
-
-def free_port() -> int:
-    """A 127.0.0.1 port that nothing listens on (just released by the OS)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+import realtime.client.client as client_module
 from realtime.client import (
     RealtimeClient,
     RealtimeConnectionClosed,
@@ -18,7 +19,8 @@ from realtime.client import (
     SpeechStarted,
 )
 from tests.realtime.client.fake_server import FakeRealtimeServer, FakeScript
-from tests.realtime.client.support import free_port, utterance
+from tests.realtime.client.support import utterance
+from tests.support.ports import free_port
 
 # Hang guard for operations that must fail fast; far above what they take.
 FAIL_FAST_S = 5.0
@@ -157,36 +159,64 @@ async def test_real_time_chunks_never_leave_before_a_microphone_would_deliver_th
         assert append.received_at >= started + (index + 1) * 0.020
 
 
+class FakeClock:
+    """The client module's clock and sleeps, on a clock of their own: pacing is checked by
+    what the client schedules, not by how fast a busy machine runs it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+    def __getattr__(self, name: str) -> object:  # the rest of ``asyncio`` and ``time``
+        return getattr(asyncio, name, None) or getattr(time, name)
+
+
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(client_module, "time", fake)
+    monkeypatch.setattr(client_module, "asyncio", fake)
+    return fake
+
+
 async def test_real_time_pacing_absorbs_slow_sends_instead_of_drifting(
     fake_server: FakeRealtimeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with RealtimeClient.connect(fake_server.url) as client:
         send_audio = client.append_audio
+        fake = fake_clock(monkeypatch)
 
         async def slow_link_append(pcm: np.ndarray) -> None:
             await send_audio(pcm)
-            await asyncio.sleep(0.015)  # each send takes 15 ms of a 20 ms chunk
+            fake.now += 0.015  # each send takes 15 ms of a 20 ms chunk
 
         monkeypatch.setattr(client, "append_audio", slow_link_append)
-        started = time.monotonic()
+        started = fake.now
         await client.stream_audio(np.zeros(24_000, dtype=np.int16), sample_rate=24_000)
-        elapsed = time.monotonic() - started
-    # On schedule: about 1.0 s. Sleeping a chunk's duration after each send would take 1.75 s.
-    assert 0.8 <= elapsed < 1.35
+        elapsed = fake.now - started
+    # On schedule: each chunk leaves once it has been "spoken", the last at 1.0 s, and takes
+    # its 15 ms. Sleeping a chunk's duration after each send would take 1.75 s.
+    assert elapsed == pytest.approx(1.015, abs=1e-6)
 
 
-async def test_streaming_without_pacing_is_much_faster_than_real_time(
-    fake_server: FakeRealtimeServer,
+async def test_streaming_without_pacing_never_waits(
+    fake_server: FakeRealtimeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     audio = np.zeros(48_000, dtype=np.int16)  # 2 s
     async with RealtimeClient.connect(fake_server.url) as client:
-        started = time.monotonic()
-        last_sent = await client.stream_audio(audio, sample_rate=24_000, realtime=False)
-        elapsed = time.monotonic() - started
+        with monkeypatch.context() as patch:
+            fake = fake_clock(patch)
+            await client.stream_audio(audio, sample_rate=24_000, realtime=False)
         appends = fake_server.recording.appends
         await fake_server.recording.wait_until(lambda: len(appends) == 100)
-    assert elapsed < 1.0
-    assert last_sent - started < 1.0
+    assert fake.sleeps and all(seconds == 0 for seconds in fake.sleeps)
     assert sum(append.samples for append in appends) == 48_000
 
 

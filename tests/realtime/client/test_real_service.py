@@ -19,6 +19,8 @@ from realtime.server.app import create_app
 from realtime.server.resources import ServiceOptions
 from tokenizer.pcm import read_wav
 
+pytestmark = pytest.mark.slow  # starts the real service
+
 STARTUP_S = 60.0
 
 

@@ -43,11 +43,13 @@ async def test_the_final_request_extends_the_chunks_prefilled_while_the_user_spo
     session = Session(services, sink)
     await session.start()
     await feed(session, np.concatenate([synthesize(SPEECH, RATE), silence(1.2, RATE)]))
-    await until(lambda: engine.streams)
+    await until(lambda: any(e["type"] == "response.done" for e in sink.events))
     await session.close()
     assert engine.prefills, "closed chunks should be prefilled before the turn ends"
     prefilled = last_user_audio(engine.prefills[-1])
-    final = last_user_audio(engine.streams[0])
+    # The request that answered the turn: a speculative one started at an earlier candidate
+    # end, and dropped when the user went on, would be the first of the streams.
+    final = last_user_audio(engine.streams[-1])
     assert not prefilled.complete and final.complete
     # Only the last chunk is new, unless a chunk closed during the silence window already
     # covers the end of the turn.

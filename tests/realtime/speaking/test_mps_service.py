@@ -17,6 +17,8 @@ from realtime.client import (
 from tests.support.service import ServiceProcess
 from tests.support.speech import synthesize
 
+pytestmark = pytest.mark.slow  # starts the real service
+
 RATE = 24_000
 TURN_TIMEOUT_S = 60.0
 SIM_ARGS = (

@@ -30,6 +30,8 @@ from tests.realtime.transports.conftest import active_sessions, wait_for_active_
 from tests.realtime.transports.offers import make_offer
 from tests.support.service import ServiceProcess
 
+pytestmark = pytest.mark.slow  # WebRTC calls streaming at real-time pace
+
 TURN_TIMEOUT_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
