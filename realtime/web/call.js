@@ -249,7 +249,7 @@ class CallView {
 
 class Microphone {
   constructor(settings) {
-    this.settings = settings; // {muted, deviceId}: the page's choices, kept across calls
+    this.settings = settings; // {muted, deviceId, echoCancellation}: the page's choices
     this.stream = null;
     this.context = null;
     this.source = null;
@@ -264,7 +264,8 @@ class Microphone {
   }
 
   async getStream(deviceId) {
-    const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+    const echoCancellation = this.settings.echoCancellation;
+    const audio = { echoCancellation, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
     if (deviceId) audio.deviceId = { exact: deviceId };
     const stream = await navigator.mediaDevices.getUserMedia({ audio });
     stream.getAudioTracks().forEach((track) => (track.enabled = !this.settings.muted));
@@ -319,6 +320,10 @@ class Microphone {
   // The new device's track (the old one is stopped once the new one flows).
   async switchTo(deviceId) {
     const stream = await this.getStream(deviceId);
+    if (!this.stream) {
+      stream.getTracks().forEach((track) => track.stop());
+      throw new Error("the call has ended");
+    }
     const old = this.stream;
     this.stream = stream;
     this.settings.deviceId = deviceId;
@@ -863,7 +868,7 @@ class WebSocketCall extends Call {
 // -- the button ----------------------------------------------------------------------------
 
 const view = new CallView();
-const microphoneSettings = { muted: false, deviceId: null };
+const microphoneSettings = { muted: false, deviceId: null, echoCancellation: true };
 let call = null;
 let lastCall = null;
 
@@ -876,6 +881,7 @@ function chosenTransport() {
 
 async function startCall() {
   const choice = chosenTransport();
+  microphoneSettings.echoCancellation = $("echo-cancellation").checked;
   view.notice("");
   view.setState("connecting");
   if (choice !== "websocket") {
@@ -914,6 +920,7 @@ async function onButton() {
       call.onEnded = (ended) => {
         if (call === ended) call = null;
         $("call-button").textContent = "Start call";
+        $("echo-cancellation").disabled = false;
         view.setVia("");
       };
     }
@@ -924,6 +931,7 @@ async function onButton() {
   } finally {
     button.textContent = call ? "End call" : "Start call";
     button.disabled = false;
+    $("echo-cancellation").disabled = Boolean(call); // applies from the next call
   }
 }
 
