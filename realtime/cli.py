@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from realtime import __version__
@@ -44,6 +45,12 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument(
         "--port", type=int, default=8080, help="port to listen on (default: %(default)s)"
     )
+    net.add_argument(
+        "--ssl-certfile", metavar="PEM",
+        help="serve HTTPS/WSS with this certificate (chain) file; browsers allow the "
+        "microphone only on HTTPS pages or on localhost (needs --ssl-keyfile)",
+    )  # fmt: skip
+    net.add_argument("--ssl-keyfile", metavar="PEM", help="the private key of --ssl-certfile")
     net.add_argument(
         "--max-event-mb", type=float, default=DEFAULT_MAX_EVENT_BYTES / 1024 / 1024,
         help="largest client event accepted, in MiB; bigger ones get an error event "
@@ -242,6 +249,15 @@ def _ice_server(text: str) -> IceServer:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _tls_problem(certfile: str | None, keyfile: str | None) -> str | None:
+    if (certfile is None) != (keyfile is None):
+        return "--ssl-certfile and --ssl-keyfile go together"
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if path is not None and not Path(path).is_file():
+            return f"{flag} {path}: no such file"
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -300,6 +316,9 @@ def _serve(args: argparse.Namespace) -> int:
         access = access_options_from(args)
     except ValueError as exc:
         print(f"step-realtime serve: error: {exc}", file=sys.stderr)
+        return 2
+    if (problem := _tls_problem(args.ssl_certfile, args.ssl_keyfile)) is not None:
+        print(f"step-realtime serve: error: {problem}", file=sys.stderr)
         return 2
     cosyvoice = cosyvoice_options_from(args)
     if args.tts == "cosyvoice" and (problem := cosyvoice.problem()) is not None:
@@ -377,6 +396,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
         forwarded_allow_ips=args.forwarded_allow_ips,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
 
     def drain() -> Awaitable[None] | None:

@@ -56,6 +56,36 @@ function base64FromBytes(bytes) {
   return btoa(binary);
 }
 
+// Browsers expose navigator.mediaDevices only in a secure context: an HTTPS page, or one
+// from localhost / 127.0.0.1. A page fetched over plain HTTP from any other address has no
+// getUserMedia at all, and the raw error says nothing a user can act on.
+function microphoneProblem({ isSecureContext, hasGetUserMedia, host }) {
+  if (hasGetUserMedia) return null;
+  if (!isSecureContext) {
+    return (
+      `The microphone is unavailable: this page came over plain HTTP from ${host}, and ` +
+      "browsers give the microphone only to HTTPS pages (or pages on localhost). Serve it " +
+      "over HTTPS: step-realtime serve --ssl-certfile CERT.pem --ssl-keyfile KEY.pem (or " +
+      `behind a TLS proxy), then open https://${host}/.`
+    );
+  }
+  return "The microphone is unavailable: this browser has no getUserMedia (navigator.mediaDevices).";
+}
+
+function thisPage() {
+  return {
+    isSecureContext: window.isSecureContext,
+    hasGetUserMedia: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
+    host: location.host,
+  };
+}
+
+// Microphone RMS to the meter's 0..1: -60 dBFS and below read 0, full scale reads 1.
+function meterValue(level) {
+  if (level <= 0) return 0;
+  return Math.min(1, Math.max(0, (20 * Math.log10(level) + 60) / 60));
+}
+
 function floatsFromPcm16Base64(text) {
   const binary = atob(text);
   const samples = new Float32Array(binary.length >> 1);
@@ -125,15 +155,17 @@ class CallView {
       entry.dataset.responseId = responseId;
       const details = document.createElement("details");
       details.className = "reasoning";
-      details.open = true;
+      details.open = false;
       details.hidden = true;
       const summary = document.createElement("summary");
       summary.textContent = "reasoning";
       details.append(summary, document.createElement("pre"));
       const latency = document.createElement("div");
       latency.className = "latency";
+      const timings = document.createElement("div");
+      timings.className = "timings";
       entry.insertBefore(details, entry.querySelector(".text"));
-      entry.append(latency);
+      entry.append(latency, timings);
       this.replies.set(responseId, entry);
     }
     return entry;
@@ -159,14 +191,51 @@ class CallView {
     if (turn.serverFirstAudioMs !== null) {
       parts.push(`server: first audio sent ${Math.round(turn.serverFirstAudioMs)} ms after end of speech`);
     }
-    if (turn.status && turn.status !== "completed") parts.push(turn.status);
-    const latency = this.reply(responseId).querySelector(".latency");
-    latency.textContent = parts.join(" · ");
+    if (turn.cut) parts.push("cut off: you spoke over it");
+    else if (turn.status && turn.status !== "completed") parts.push(turn.status);
+    const entry = this.reply(responseId);
+    entry.classList.toggle("cut", turn.cut);
+    entry.querySelector(".latency").textContent = parts.join(" · ");
     if (turn.stages) {
-      latency.title = Object.entries(turn.stages)
-        .map(([stage, ms]) => `${stage}: ${Math.round(ms)} ms`)
-        .join("\n");
+      const timings = entry.querySelector(".timings");
+      timings.replaceChildren(
+        ...Object.entries(turn.stages).map(([stage, ms]) => {
+          const chip = document.createElement("span");
+          chip.textContent = `${stage.replaceAll("_", " ")} ${Math.round(ms)} ms`;
+          return chip;
+        }),
+      );
+      timings.title = `server stage timings, ms after ${turn.stagesOrigin ?? "the end of your turn"}`;
     }
+  }
+
+  setLevel(level) {
+    $("mic-level").value = meterValue(level);
+  }
+
+  setMuted(muted) {
+    const button = $("mute-button");
+    button.setAttribute("aria-pressed", String(muted));
+    button.textContent = muted ? "Unmute" : "Mute";
+  }
+
+  setDevices(devices, chosen) {
+    const select = $("microphone");
+    const options = devices.map((device, index) => {
+      const option = document.createElement("option");
+      option.value = device.deviceId;
+      option.textContent = device.label || `microphone ${index + 1}`;
+      return option;
+    });
+    if (!options.length) options.push(new Option("default", ""));
+    select.replaceChildren(...options);
+    if (chosen && devices.some((device) => device.deviceId === chosen)) select.value = chosen;
+  }
+
+  microphoneProblem(text) {
+    const problem = $("microphone-problem");
+    problem.textContent = text || "";
+    problem.hidden = !text;
   }
 
   error(text) {
@@ -174,22 +243,40 @@ class CallView {
   }
 }
 
-// -- the microphone: one stream, its level (for "end of speech") and, for the WebSocket, PCM
+// -- the microphone: one stream, its level (meter, "end of speech") and, for the WebSocket, PCM.
+// Mute disables the track (silence goes out, the call stays up); switching devices opens the
+// new one, feeds it to the same capture worklet, and the WebRTC call swaps its sender's track.
 
 class Microphone {
-  constructor() {
+  constructor(settings) {
+    this.settings = settings; // {muted, deviceId, echoCancellation}: the page's choices
     this.stream = null;
     this.context = null;
+    this.source = null;
     this.node = null;
     this.lastVoicedAt = null;
     this.utterancePeak = 0;
+    this.level = 0;
+    this.peakLevel = 0;
+    this.openedAt = null;
     this.onPcm = null;
+    this.onLevel = null;
+  }
+
+  async getStream(deviceId) {
+    const echoCancellation = this.settings.echoCancellation;
+    const audio = { echoCancellation, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+    if (deviceId) audio.deviceId = { exact: deviceId };
+    const stream = await navigator.mediaDevices.getUserMedia({ audio });
+    stream.getAudioTracks().forEach((track) => (track.enabled = !this.settings.muted));
+    return stream;
   }
 
   async open() {
-    this.stream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
-    });
+    const problem = microphoneProblem(thisPage());
+    if (problem) throw new Error(problem);
+    this.stream = await this.getStream(this.settings.deviceId);
+    this.openedAt = now();
     this.context = new AudioContext();
     await this.context.audioWorklet.addModule(WORKLETS_URL);
     await this.context.resume();
@@ -199,15 +286,50 @@ class Microphone {
     return this.stream.getAudioTracks()[0];
   }
 
+  get deviceId() {
+    return this.track?.getSettings().deviceId ?? null;
+  }
+
+  async devices() {
+    const all = await navigator.mediaDevices.enumerateDevices();
+    return all.filter((device) => device.kind === "audioinput");
+  }
+
   startMeter(sendPcm) {
-    const source = this.context.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(this.context, "mic-capture", {
       processorOptions: { sendPcm, outRate: INPUT_RATE },
     });
     this.node.port.onmessage = (event) => this.onBlock(event.data);
     const mute = this.context.createGain();
     mute.gain.value = 0;
-    source.connect(this.node).connect(mute).connect(this.context.destination);
+    this.node.connect(mute).connect(this.context.destination);
+    this.connectSource();
+  }
+
+  connectSource() {
+    if (this.source) this.source.disconnect();
+    this.source = this.context.createMediaStreamSource(this.stream);
+    this.source.connect(this.node);
+  }
+
+  setMuted(muted) {
+    this.settings.muted = muted;
+    if (this.stream) this.stream.getAudioTracks().forEach((track) => (track.enabled = !muted));
+  }
+
+  // The new device's track (the old one is stopped once the new one flows).
+  async switchTo(deviceId) {
+    const stream = await this.getStream(deviceId);
+    if (!this.stream) {
+      stream.getTracks().forEach((track) => track.stop());
+      throw new Error("the call has ended");
+    }
+    const old = this.stream;
+    this.stream = stream;
+    this.settings.deviceId = deviceId;
+    if (this.node) this.connectSource();
+    old.getTracks().forEach((track) => track.stop());
+    return this.track;
   }
 
   newUtterance() {
@@ -215,6 +337,9 @@ class Microphone {
   }
 
   onBlock(block) {
+    this.level = block.level;
+    this.peakLevel = Math.max(this.peakLevel, block.level);
+    if (this.onLevel) this.onLevel(block.level);
     this.utterancePeak = Math.max(this.utterancePeak, block.level);
     if (block.level >= Math.max(VOICE_LEVEL, this.utterancePeak * VOICE_BELOW_PEAK)) {
       this.lastVoicedAt = now();
@@ -225,6 +350,7 @@ class Microphone {
   close() {
     if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
     if (this.context) this.context.close().catch(() => {});
+    if (this.onLevel) this.onLevel(0);
     this.stream = null;
     this.context = null;
   }
@@ -233,10 +359,12 @@ class Microphone {
 // -- one call: the conversation's events, whatever carries them ----------------------------
 
 class Call {
-  constructor(view, transport) {
+  constructor(view, transport, settings) {
     this.view = view;
     this.transport = transport;
-    this.microphone = new Microphone();
+    this.microphone = new Microphone(settings);
+    this.microphone.onLevel = (level) => view.setLevel(level);
+    this.transcribing = false;
     this.turns = [];
     this.responses = new Map();
     this.itemOfResponse = new Map();
@@ -255,7 +383,12 @@ class Call {
       case "session.updated": {
         const rate = event.session?.audio?.output?.format?.rate;
         if (rate) this.outputRate = rate;
-        if (event.type === "session.created") view.setState("listening");
+        this.transcribing = Boolean(event.session?.audio?.input?.transcription);
+        if (event.type === "session.created") {
+          view.setState("listening");
+          // Show the user's words: the service transcribes each turn only when asked.
+          if (!this.transcribing) this.send({ type: "session.update", session: { audio: { input: { transcription: {} } } } });
+        }
         break;
       }
       case "input_audio_buffer.speech_started":
@@ -296,6 +429,8 @@ class Call {
           latencyMs: null,
           serverFirstAudioMs: null,
           stages: null,
+          stagesOrigin: null,
+          cut: false,
           status: null,
           done: false,
           audioDone: false,
@@ -337,7 +472,10 @@ class Call {
         this.turn(event.response_id, (turn) => (turn.audioStartedAt = now()));
         break;
       case "output_audio_buffer.stopped":
+        this.audioEnded(event.response_id);
+        break;
       case "output_audio_buffer.cleared":
+        this.cutOff(event.response_id);
         this.audioEnded(event.response_id);
         break;
       case "response.done": {
@@ -347,6 +485,8 @@ class Call {
           turn.status = response.status;
           const stages = response.x_turn?.timings?.stages_ms || null;
           turn.stages = stages;
+          turn.stagesOrigin = response.x_turn?.timings?.origin?.replaceAll("_", " ") ?? null;
+          if (response.status === "cancelled" && response.status_details?.reason === "turn_detected") turn.cut = true;
           if (stages && stages.first_audio_sent !== undefined) turn.serverFirstAudioMs = stages.first_audio_sent;
           view.setLatency(response.id, turn);
           if (turn.heardAt === null || turn.audioDone || response.status !== "completed") this.settle(turn);
@@ -360,6 +500,26 @@ class Call {
         break;
     }
   }
+
+  // The user spoke over this reply and the service cut it.
+  cutOff(responseId) {
+    this.turn(responseId, (turn) => {
+      turn.cut = true;
+      this.view.setLatency(responseId, turn);
+    });
+  }
+
+  setMuted(muted) {
+    this.microphone.setMuted(muted);
+  }
+
+  async switchMicrophone(deviceId) {
+    const track = await this.microphone.switchTo(deviceId);
+    await this.useTrack(track);
+  }
+
+  // Overridden by the WebRTC call, which sends the track itself.
+  async useTrack() {}
 
   turn(responseId, update) {
     const turn = this.responses.get(responseId);
@@ -424,6 +584,8 @@ class Call {
       latencyMs: turn.latencyMs,
       serverFirstAudioMs: turn.serverFirstAudioMs,
       status: turn.status,
+      cut: turn.cut,
+      stages: turn.stages,
       // page times (performance.now(), ms) behind the latency
       speechEndAt: turn.speechEnd,
       speechStoppedAt: turn.speechStoppedAt,
@@ -436,8 +598,8 @@ class Call {
 // -- WebRTC --------------------------------------------------------------------------------
 
 class WebRtcCall extends Call {
-  constructor(view) {
-    super(view, null);
+  constructor(view, settings) {
+    super(view, null, settings);
     this.transport = this;
     this.kind = "webrtc";
     this.pc = null;
@@ -455,7 +617,7 @@ class WebRtcCall extends Call {
     await this.microphone.open();
     this.microphone.startMeter(false);
     const pc = (this.pc = new RTCPeerConnection({ iceServers }));
-    pc.addTrack(this.microphone.track, this.microphone.stream);
+    this.sender = pc.addTrack(this.microphone.track, this.microphone.stream);
     pc.ontrack = (event) => {
       const audio = $("reply-audio");
       audio.srcObject = event.streams[0] || new MediaStream([event.track]);
@@ -506,6 +668,10 @@ class WebRtcCall extends Call {
     this.poller = setInterval(() => this.pollLevel(), LEVEL_POLL_MS);
   }
 
+  async useTrack(track) {
+    if (this.sender) await this.sender.replaceTrack(track);
+  }
+
   iceGathered() {
     const pc = this.pc;
     if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -549,7 +715,13 @@ class WebRtcCall extends Call {
         }
       });
     }
-    return { transport: this.kind, connectionState: this.pc?.connectionState, inbound, replyPeakLevel: this.replyPeakLevel };
+    return {
+      transport: this.kind,
+      connectionState: this.pc?.connectionState,
+      inbound,
+      replyPeakLevel: this.replyPeakLevel,
+      sentTrackId: this.sender?.track?.id ?? null,
+    };
   }
 
   end(reason) {
@@ -575,8 +747,8 @@ class WebRtcCall extends Call {
 // -- WebSocket fallback --------------------------------------------------------------------
 
 class WebSocketCall extends Call {
-  constructor(view) {
-    super(view, null);
+  constructor(view, settings) {
+    super(view, null, settings);
     this.transport = this;
     this.kind = "websocket";
     this.socket = null;
@@ -650,6 +822,7 @@ class WebSocketCall extends Call {
       });
     } else if (message.type === "cleared") {
       this.playing = null;
+      this.cutOff(message.id);
       const itemId = this.itemOfResponse.get(message.id);
       if (itemId) {
         this.send({ type: "conversation.item.truncate", item_id: itemId, content_index: 0, audio_end_ms: Math.round(message.playedMs) });
@@ -695,6 +868,7 @@ class WebSocketCall extends Call {
 // -- the button ----------------------------------------------------------------------------
 
 const view = new CallView();
+const microphoneSettings = { muted: false, deviceId: null, echoCancellation: true };
 let call = null;
 let lastCall = null;
 
@@ -707,10 +881,11 @@ function chosenTransport() {
 
 async function startCall() {
   const choice = chosenTransport();
+  microphoneSettings.echoCancellation = $("echo-cancellation").checked;
   view.notice("");
   view.setState("connecting");
   if (choice !== "websocket") {
-    const attempt = new WebRtcCall(view);
+    const attempt = new WebRtcCall(view, microphoneSettings);
     try {
       await attempt.start();
       return attempt;
@@ -721,7 +896,7 @@ async function startCall() {
       view.notice(`WebRTC failed (${error.message}); using the WebSocket fallback.`);
     }
   }
-  const fallback = new WebSocketCall(view);
+  const fallback = new WebSocketCall(view, microphoneSettings);
   try {
     await fallback.start();
   } catch (error) {
@@ -740,10 +915,12 @@ async function onButton() {
       call = null;
     } else {
       call = lastCall = await startCall();
+      listDevices(); // labels are readable once the microphone is allowed
       view.setVia(`via ${call.kind === "webrtc" ? "WebRTC" : "WebSocket"}`);
       call.onEnded = (ended) => {
         if (call === ended) call = null;
         $("call-button").textContent = "Start call";
+        $("echo-cancellation").disabled = false;
         view.setVia("");
       };
     }
@@ -754,6 +931,38 @@ async function onButton() {
   } finally {
     button.textContent = call ? "End call" : "Start call";
     button.disabled = false;
+    $("echo-cancellation").disabled = Boolean(call); // applies from the next call
+  }
+}
+
+function onMute() {
+  const muted = !microphoneSettings.muted;
+  if (call) call.setMuted(muted);
+  else microphoneSettings.muted = muted;
+  view.setMuted(muted);
+}
+
+async function listDevices() {
+  if (!thisPage().hasGetUserMedia) return;
+  try {
+    const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "audioinput");
+    view.setDevices(devices, call ? call.microphone.deviceId : microphoneSettings.deviceId);
+  } catch (error) {
+    view.notice(`could not list the microphones: ${error.message}`);
+  }
+}
+
+async function onDevice() {
+  const deviceId = $("microphone").value || null;
+  if (!call) {
+    microphoneSettings.deviceId = deviceId;
+    return;
+  }
+  try {
+    await call.switchMicrophone(deviceId);
+    view.notice("");
+  } catch (error) {
+    view.notice(`could not switch the microphone: ${error.message}`);
   }
 }
 
@@ -762,9 +971,17 @@ window.addEventListener("pagehide", () => {
 });
 
 $("call-button").addEventListener("click", onButton);
+$("mute-button").addEventListener("click", onMute);
+$("microphone").addEventListener("change", onDevice);
 takeSecretFromFragment();
-$("call-button").disabled = false;
 chosenTransport();
+const problem = microphoneProblem(thisPage());
+view.microphoneProblem(problem);
+if (!problem) {
+  $("call-button").disabled = false;
+  navigator.mediaDevices.addEventListener("devicechange", listDevices);
+  listDevices();
+}
 
 // For tests and the curious: the live call's state, turns and audio statistics.
 window.stepCall = {
@@ -780,4 +997,21 @@ window.stepCall = {
   async stats() {
     return lastCall ? lastCall.stats() : null;
   },
+  get transcribing() {
+    return lastCall ? lastCall.transcribing : false;
+  },
+  // The microphone of the live call: its level (RMS, 0..1), the loudest level so far, whether
+  // it is muted, the device, and seconds since it opened.
+  get microphone() {
+    const mic = call ? call.microphone : null;
+    return {
+      level: mic ? mic.level : 0,
+      peakLevel: mic ? mic.peakLevel : 0,
+      muted: microphoneSettings.muted,
+      deviceId: mic && mic.stream ? mic.deviceId : null,
+      trackId: mic && mic.stream ? mic.track.id : null,
+      seconds: mic && mic.openedAt !== null ? (now() - mic.openedAt) / 1000 : null,
+    };
+  },
+  microphoneProblem,
 };
