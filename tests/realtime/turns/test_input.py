@@ -52,6 +52,17 @@ class ScriptedScorer:
         return self.decide(len(pcm16k) / 16_000)
 
 
+class _RepliesAtTurnEnd(Recorder):
+    """Starts a reply at every turn end, as the session does."""
+
+    replies_to: TurnInput | None = None
+
+    def on_turn_event(self, event: TurnEvent) -> None:
+        super().on_turn_event(event)
+        if isinstance(event, TurnEnded) and self.replies_to is not None:
+            self.replies_to.reply_started()
+
+
 @pytest.fixture
 async def make_input(
     batcher: VadBatcher,
@@ -219,17 +230,7 @@ async def test_idle_timeout_fires_once_after_the_reply_ends(
 async def test_speech_right_after_the_turn_ended_cuts_a_premature_reply_however_short(
     make_input: Callable[..., tuple[TurnInput, Recorder]],
 ) -> None:
-    class Replying(Recorder):
-        """Starts a reply at every turn end, as the session does."""
-
-        replies_to: TurnInput | None = None
-
-        def on_turn_event(self, event: TurnEvent) -> None:
-            super().on_turn_event(event)
-            if isinstance(event, TurnEnded) and self.replies_to is not None:
-                self.replies_to.reply_started()
-
-    recorder = Replying()
+    recorder = _RepliesAtTurnEnd()
     turn_input, _ = make_input(ServerVad(silence_duration_ms=500), recorder)
     recorder.replies_to = turn_input
     first = synthesize("We could either take the car or ride our bikes,", 16_000)
@@ -304,17 +305,6 @@ async def test_the_turn_committed_at_a_pause_is_the_one_previewed_however_long_t
     assert all(
         np.array_equal(a, b) for a, b in zip(may_end.item.chunks, ended.item.chunks, strict=True)
     )
-
-
-class _RepliesAtTurnEnd(Recorder):
-    """Starts a reply at every turn end, as the session does."""
-
-    replies_to: TurnInput | None = None
-
-    def on_turn_event(self, event: TurnEvent) -> None:
-        super().on_turn_event(event)
-        if isinstance(event, TurnEnded) and self.replies_to is not None:
-            self.replies_to.reply_started()
 
 
 async def test_a_short_phrase_soon_after_a_reply_that_began_in_the_users_pause_is_them_going_on(
