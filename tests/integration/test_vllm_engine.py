@@ -345,7 +345,9 @@ async def test_a_spoken_turn_streams_reasoning_then_the_spoken_answer(
             if reasoning_deltas(result) and result.transcript.strip():
                 break
 
-    assert len(reasoning_deltas(result)) > 1 and len(reply_deltas(result)) >= 1
+    # How many deltas the reasoning comes in is vLLM's business: on a busy machine one SSE
+    # chunk may carry all of it. That it comes first, apart from the answer, is checked above.
+    assert reasoning_deltas(result) and reply_deltas(result)
     assert any(isinstance(event, OutputAudioDelta) for event in result.events)
     x_turn = result.x_turn
     assert x_turn is not None and x_turn.timings is not None
