@@ -216,8 +216,9 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(audio.input.x_echo_cancellation; clients may turn it off with session.update)",
     )  # fmt: skip
     turns.add_argument(
-        "--no-phone-echo-cancellation", action="store_true",
-        help="phone calls (Twilio) without the server's echo cancellation (on by default)",
+        "--phone-echo-cancellation", action="store_true",
+        help="phone calls (Twilio) cancel the reply's echo on the server (off by default: "
+        "with it on, barge-in over a reply was missed in about 3 of 7 test calls)",
     )  # fmt: skip
     turns.add_argument(
         "--interrupt-min-speech-ms", type=int, default=InterruptionParams().min_speech_ms,
@@ -349,7 +350,7 @@ def _serve(args: argparse.Namespace) -> int:
                     )
                 ),
             ),
-            phone_echo_cancellation=not args.no_phone_echo_cancellation,
+            phone_echo_cancellation=args.phone_echo_cancellation,
             max_event_bytes=max_event_bytes,
             max_session_s=60.0 * args.session_minutes,
             max_history_bytes=int(args.max_history_mb * 1024 * 1024),

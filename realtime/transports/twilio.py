@@ -170,10 +170,10 @@ class TwilioSink:
         await send_json(self._websocket, message)
 
 
-def phone_config(base: SessionConfig, *, echo_cancellation: bool = True) -> SessionConfig:
+def phone_config(base: SessionConfig, *, echo_cancellation: bool) -> SessionConfig:
     """The server's default session with G.711 μ-law both ways, as Twilio carries, and the
-    server's echo cancellation on unless told otherwise (a phone on speaker hears the reply;
-    Twilio's marks say when it played)."""
+    server's echo cancellation when asked (a phone on speaker hears the reply; Twilio's
+    marks say when it played)."""
     echo = EchoCancellation() if echo_cancellation else None
     audio = base.audio.model_copy(
         update={
