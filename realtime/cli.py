@@ -115,11 +115,12 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "speaking policy", "When reply speech starts while the model is still reasoning."
     )
     speaking.add_argument(
-        "--policy", choices=POLICY_NAMES, default="after-think",
+        "--policy", choices=POLICY_NAMES, default=None,
         help="default speaking policy (a session may choose another with session.speaking): "
         "'after-think' speaks once reasoning is over; 'mps' (Mind-Paced Speaking) speaks "
         "after each formulation segment while reasoning goes on; 'speak-first' as 'mps' "
-        "but starts speaking at once (default: %(default)s)",
+        "but starts speaking at once (default: 'speak-first' where the engine continues an "
+        "assistant message, else 'after-think')",
     )  # fmt: skip
     speaking.add_argument(
         "--formulation-tokens", type=int, default=80,
@@ -228,14 +229,17 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.server.resources import ServiceOptions
     from realtime.session.services import SessionSettings
     from realtime.speaking.base import SpeakingParams
-    from realtime.speaking.factory import policy_names_for
+    from realtime.speaking.factory import default_policy_for, policy_names_for
     from realtime.transports.webrtc.options import WebRtcOptions
     from realtime.turns.input import TurnSettings
     from realtime.turns.interruption import InterruptionParams
     from tts.cosyvoice_cli import cosyvoice_options_from
     from tts.factory import TtsOptions
 
-    offered = policy_names_for(engine_capabilities(args.engine))
+    capabilities = engine_capabilities(args.engine)
+    offered = policy_names_for(capabilities)
+    if args.policy is None:
+        args.policy = default_policy_for(capabilities)
     if args.policy not in offered:
         print(
             f"step-realtime serve: error: the {args.engine} engine offers the speaking policies "
