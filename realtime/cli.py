@@ -27,7 +27,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.server.access_cli import add_access_arguments
     from realtime.session.outbox import DEFAULT_LEAD_MS
     from realtime.speaking.base import SpeakingParams
-    from realtime.speaking.factory import DEFAULT_POLICY, POLICY_NAMES
+    from realtime.speaking.factory import POLICY_NAMES
     from realtime.turns.interruption import InterruptionParams
     from realtime.turns.turn_audio import DEFAULT_PREFILL_CHUNK_S
     from tts.cosyvoice_cli import add_cosyvoice_arguments
@@ -132,11 +132,12 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "speaking policy", "When reply speech starts while the model is still reasoning."
     )
     speaking.add_argument(
-        "--policy", choices=POLICY_NAMES, default=DEFAULT_POLICY,
+        "--policy", choices=POLICY_NAMES, default=None,
         help="default speaking policy (a session may choose another with session.speaking): "
         "'after-think' speaks once reasoning is over; 'mps' (Mind-Paced Speaking) speaks "
         "after each formulation segment while reasoning goes on; 'speak-first' as 'mps' "
-        "but starts speaking at once (default: %(default)s)",
+        "but starts speaking at once (default: 'speak-first' where the engine continues an "
+        "assistant message, else 'after-think')",
     )  # fmt: skip
     speaking.add_argument(
         "--formulation-tokens", type=int, default=speaking_defaults.formulation_tokens,
@@ -279,7 +280,7 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.server.resources import ServiceOptions
     from realtime.session.services import SessionSettings
     from realtime.speaking.base import SpeakingParams
-    from realtime.speaking.factory import policy_names_for
+    from realtime.speaking.factory import default_policy_for, policy_names_for
     from realtime.telemetry.tracing import TracingOptions
     from realtime.transports.webrtc.options import WebRtcOptions
     from realtime.turns.input import TurnSettings
@@ -287,7 +288,10 @@ def _serve(args: argparse.Namespace) -> int:
     from tts.cosyvoice_cli import cosyvoice_options_from
     from tts.factory import TtsOptions
 
-    offered = policy_names_for(engine_capabilities(args.engine))
+    capabilities = engine_capabilities(args.engine)
+    offered = policy_names_for(capabilities)
+    if args.policy is None:
+        args.policy = default_policy_for(capabilities)
     if args.policy not in offered:
         print(
             f"step-realtime serve: error: the {args.engine} engine offers the speaking policies "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serve Step-Audio-R1 (or R1.1) with StepFun's vLLM build on one 4-GPU host.
 # Inside StepFun's image (stepfun2025/vllm:step-audio-2-v20250909) or a checkout of
-# StepFun's vLLM fork (branch step-audio-2-mini); every flag is explained in deploy/README.md.
+# StepFun's vLLM fork (branch step-audio2-mini or feat/step-audio-support); every flag is explained in deploy/README.md.
 #
 #   MODEL_DIR=/models/Step-Audio-R1 deploy/vllm/serve.sh
 set -euo pipefail

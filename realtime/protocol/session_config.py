@@ -216,6 +216,8 @@ class SessionConfig(_Strict):
     reasoning: Reasoning = Field(default_factory=Reasoning)
     tools: Annotated[list[FunctionTool], Field(max_length=128)] = Field(default_factory=list)
     tool_choice: ToolChoiceSetting = "auto"
+    parallel_tool_calls: bool = True
+    """False: a reply makes at most one function call (a further one gets an error)."""
     speaking: Speaking = Field(default_factory=Speaking)
     expires_at: int = 0
 
@@ -305,7 +307,7 @@ def apply_session_update(current: SessionConfig, patch: Any, event_id: str | Non
             "session.type",
             event_id,
         )
-    for key in (*_IGNORED_OPENAI_FIELDS, "parallel_tool_calls"):
+    for key in _IGNORED_OPENAI_FIELDS:
         patch.pop(key, None)
     for key in _READ_ONLY:
         if key in patch and patch[key] != getattr(current, key):

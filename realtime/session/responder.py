@@ -55,6 +55,7 @@ class ResponsePlan:
     voice: str | None = None
     speed: float = 1.0
     speaking: SpeakingParams = field(default_factory=SpeakingParams)
+    parallel_tool_calls: bool = True
     output_format: AudioFormat = field(default_factory=PcmFormat)
     """What the transport encodes the audio as (at ``output_rate``)."""
 
@@ -199,6 +200,11 @@ class Responder:
         offered = {tool.name for tool in self.plan.request.offered_tools}
         if call.name not in offered:
             self._refuse_call(call.name, "it is not one of the tools offered to this response")
+            return
+        if self.calls and not self.plan.parallel_tool_calls:
+            self._refuse_call(
+                call.name, "parallel_tool_calls is false and this reply has already made a call"
+            )
             return
         self.calls.append(call)
 

@@ -302,6 +302,11 @@ class ResponseManager:
             voice=config.audio.output.voice,
             speed=config.audio.output.speed,
             speaking=speaking,
+            parallel_tool_calls=(
+                config.parallel_tool_calls
+                if params.parallel_tool_calls is None
+                else params.parallel_tool_calls
+            ),
         )
 
     def _tools(

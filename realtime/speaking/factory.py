@@ -19,6 +19,14 @@ def policy_names_for(capabilities: EngineCapabilities) -> tuple[str, ...]:
     return POLICY_NAMES
 
 
+def default_policy_for(capabilities: EngineCapabilities) -> str:
+    """The policy a service uses when a session names none: think-while-speaking
+    (``speak-first``: no reasoning token stands before the first word, which is what keeps
+    the first packet under a second; see the README's speaking-policy section) where the
+    engine can continue an assistant message, else ``after-think``."""
+    return "speak-first" if capabilities.continuation else "after-think"
+
+
 def build_policies(capabilities: EngineCapabilities) -> dict[str, SpeakingPolicy]:
     policies: list[SpeakingPolicy] = [
         AfterThinkPolicy(),

@@ -40,7 +40,8 @@ async def fake_vllm() -> AsyncIterator[FakeVllmServer]:
 async def vllm_service(fake_vllm: FakeVllmServer, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
     service = ServiceProcess(
         "--engine", "vllm", "--engine-url", fake_vllm.api_url, "--tts", "espeak",
-        "--health-interval-s", "1", log_path=tmp_path / "serve.log",
+        "--health-interval-s", "1", "--policy", "after-think",  # one scripted request a turn
+        log_path=tmp_path / "serve.log",
     )  # fmt: skip
     await asyncio.to_thread(service.start)  # the fake answers health checks meanwhile
     try:
@@ -191,6 +192,22 @@ async def test_several_calls_in_one_response_each_get_their_item(
     assert len({c.call_id for c in calls}) == 2
     indexes = [e.output_index for e in of_type(events, "response.function_call_arguments.done")]
     assert indexes == [1, 2]
+
+
+async def test_without_parallel_tool_calls_a_reply_makes_one_call_and_the_rest_is_an_error(
+    fake_vllm: FakeVllmServer, vllm_service: ServiceProcess
+) -> None:
+    second_call = '<tool_call>function\nget_weather\n{"city": "Oslo"}</tool_call>'
+    fake_vllm.scripts = [Script(deltas=(*CALL_REPLY, "\n", second_call))]
+    async with connect(vllm_service) as connection:
+        await ask(connection, "Paris and Oslo?", tools=[WEATHER], parallel_tool_calls=False)
+        events = await response_events(connection)
+
+    calls = function_calls(events)
+    assert [json.loads(c.arguments)["city"] for c in calls] == ["Paris"]
+    [error] = of_type(events, "error")
+    assert error.error.code == "invalid_tool_call" and "parallel_tool_calls" in error.error.message
+    assert of_type(events, "response.done")[-1].response.status == "completed"
 
 
 async def test_a_reply_that_is_only_a_call_has_no_message_item(

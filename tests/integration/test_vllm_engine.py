@@ -123,6 +123,7 @@ def engine_args(server: VllmServer, info: StandinModelInfo, *extra: str) -> tupl
         "--engine", "vllm", "--engine-url", server.base_url,
         "--stop-token-id", str(info.end_of_turn_token_id),
         "--temperature", "1", "--health-interval-s", "1", "--engine-timeout-s", "60",
+        "--policy", "after-think",  # one request per turn; tests that need another say so
         *extra,
     )  # fmt: skip
 
@@ -658,6 +659,7 @@ async def test_a_failure_before_the_first_token_is_retried_and_the_client_hears_
         "--engine", "vllm", "--engine-url", proxy.api_url,
         "--stop-token-id", str(standin.end_of_turn_token_id),
         "--temperature", "1", "--health-interval-s", "1", "--engine-timeout-s", "60",
+        "--policy", "after-think",
     )  # fmt: skip
     session = {"output_modalities": ["text"], "reasoning": {"effort": "minimal"}}
     process = ServiceProcess(*args, log_path=tmp_path_factory.mktemp("faulty") / "serve.log")

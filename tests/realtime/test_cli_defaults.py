@@ -15,7 +15,7 @@ def test_serve_defaults_are_the_settings_defaults() -> None:
     tts = TtsOptions()
 
     assert args.max_event_mb * 1024 * 1024 == settings.max_event_bytes
-    assert args.policy == settings.default_policy
+    assert args.policy is None  # chosen by the engine's capabilities (speaking.factory)
     assert args.formulation_tokens == settings.formulation_tokens
     assert args.first_formulation_tokens == settings.first_formulation_tokens
     assert args.articulation_tokens == settings.articulation_tokens
