@@ -227,22 +227,37 @@ async def test_idle_timeout_fires_once_after_the_reply_ends(
     assert 1_000 <= idle.audio_end_ms - idle.audio_start_ms < 1_040
 
 
-async def test_speech_right_after_the_turn_ended_cuts_a_premature_reply_however_short(
+@pytest.mark.parametrize(
+    ("window_ms", "first", "gap_s", "rest"),
+    [
+        # Right after the turn ended (the reply came in a pause): "to the beach." is the rest.
+        (500, "We could either take the car or ride our bikes,", 1.0, "to the beach."),
+        # "Ever tried. Ever failed." ... the reply starts in the pause; "No." comes more than
+        # 1.5 s after the voice ended but soon after the reply started: not a backchannel.
+        (1_000, "Ever tried. Ever failed.", 1.8, "No."),
+    ],
+    ids=["soon_after_the_turn_ended", "soon_after_the_reply_began_in_the_users_pause"],
+)
+async def test_a_short_phrase_right_after_a_premature_reply_is_the_user_going_on(
     make_input: Callable[..., tuple[TurnInput, Recorder]],
+    window_ms: int,
+    first: str,
+    gap_s: float,
+    rest: str,
 ) -> None:
     recorder = _RepliesAtTurnEnd()
-    turn_input, _ = make_input(ServerVad(silence_duration_ms=500), recorder)
+    turn_input, _ = make_input(ServerVad(silence_duration_ms=window_ms), recorder)
     recorder.replies_to = turn_input
-    first = synthesize("We could either take the car or ride our bikes,", 16_000)
-    rest = synthesize("to the beach.", 16_000)  # shorter than a barge-in needs
+    said = synthesize(first, 16_000)
+    going_on = synthesize(rest, 16_000)  # shorter than a barge-in needs
 
-    await stream(turn_input, np.concatenate([silence(0.3, 16_000), first, silence(1.0, 16_000),
-                                             rest, silence(1.0, 16_000)]))  # fmt: skip
+    await stream(turn_input, np.concatenate([silence(0.3, 16_000), said, silence(gap_s, 16_000),
+                                             going_on, silence(1.5, 16_000)]))  # fmt: skip
 
     kinds = [type(e) for e in recorder.events if not type(e).__name__.startswith("TurnChunk")]
     assert ReplyPaused not in kinds and ReplyResumed not in kinds
     assert kinds.count(TurnEnded) == 2
-    second = [e for e in recorder.events if isinstance(e, UserSpeechStarted)][1]
+    second = recorder.of(UserSpeechStarted)[1]
     assert isinstance(second, UserSpeechStarted) and second.interrupting
 
 
@@ -305,27 +320,6 @@ async def test_the_turn_committed_at_a_pause_is_the_one_previewed_however_long_t
     assert all(
         np.array_equal(a, b) for a, b in zip(may_end.item.chunks, ended.item.chunks, strict=True)
     )
-
-
-async def test_a_short_phrase_soon_after_a_reply_that_began_in_the_users_pause_is_them_going_on(
-    make_input: Callable[..., tuple[TurnInput, Recorder]],
-) -> None:
-    # "Ever tried. Ever failed." ... the reply starts in the pause; "No." comes more than
-    # 1.5 s after the voice ended but soon after the reply started: not a backchannel.
-    recorder = _RepliesAtTurnEnd()
-    turn_input, _ = make_input(ServerVad(silence_duration_ms=1_000), recorder)
-    recorder.replies_to = turn_input
-    first = synthesize("Ever tried. Ever failed.", 16_000)
-    last = synthesize("No.", 16_000)  # shorter than a barge-in needs
-
-    await stream(turn_input, np.concatenate([silence(0.3, 16_000), first, silence(1.8, 16_000),
-                                             last, silence(1.5, 16_000)]))  # fmt: skip
-
-    kinds = [type(e) for e in recorder.events if not type(e).__name__.startswith("TurnChunk")]
-    assert ReplyPaused not in kinds and ReplyResumed not in kinds
-    assert kinds.count(TurnEnded) == 2
-    second = recorder.of(UserSpeechStarted)[1]
-    assert isinstance(second, UserSpeechStarted) and second.interrupting
 
 
 async def test_a_turn_going_on_after_a_premature_end_is_scored_with_the_earlier_audio(
