@@ -15,19 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from realtime.engines.base import (
-    AnswerDelta,
-    EngineCapabilities,
-    EngineEvent,
-    EngineInfo,
-    EngineRequest,
-)
 from realtime.protocol.session_config import (
     AudioConfig,
     EchoCancellation,
@@ -46,6 +39,7 @@ from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
 from realtime.turns.input import ReplyPaused, TurnEvent
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
+from tests.realtime.session.support import RecordingEngine, RecordingEngineSession
 from tests.support.speech import energy_spans, synthesize
 from tts.espeak import EspeakTts
 
@@ -59,6 +53,7 @@ REPLY_TEXT = (
     "take a jacket if you go out early. Thursday and Friday stay mild and dry, and the "
     "weekend looks warm enough for a picnic in the park."
 )
+
 USER_TEXT = "Excuse me but could you tell me more about the rain on Tuesday"
 
 
@@ -91,54 +86,17 @@ class Room:
         return f"{self.delay_ms:.0f} ms, {self.gain_db:+.0f} dB"
 
 
-@dataclass
-class _ScriptedSession:
-    text: str
-
-    async def prefill(self, request: EngineRequest) -> None:
-        pass
-
-    async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        for word in self.text.split(" "):
-            yield AnswerDelta(word + " ")
-
-    async def aclose(self) -> None:
-        pass
-
-
-@dataclass
-class ScriptedEngine:
-    """Answers every request with ``text`` (no model: the reply is only there to be heard)."""
-
-    text: str = REPLY_TEXT
-    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities()
-    info: EngineInfo = field(default_factory=lambda: EngineInfo("scripted", "scripted"))
-
-    async def start(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-    def admission_problem(self) -> str | None:
-        return None
-
-    def load_report(self) -> dict[str, dict[str, float]]:
-        return {}
-
-    def open_session(self) -> _ScriptedSession:
-        return _ScriptedSession(self.text)
-
-
 @contextlib.asynccontextmanager
 async def room_services() -> AsyncIterator[SessionServices]:
-    """Real silero VAD and espeak-ng TTS around a ``ScriptedEngine``."""
+    """Real silero VAD and espeak-ng TTS around an engine that answers ``REPLY_TEXT``."""
     vad = VadBatcher(SileroVadModel())
     await vad.start()
     tts = EspeakTts()
     try:
         yield SessionServices(
-            engine=ScriptedEngine(),
+            engine=RecordingEngine(
+                RecordingEngineSession(answer=tuple(f"{w} " for w in REPLY_TEXT.split(" ")))
+            ),
             tts=tts,
             vad=vad,
             policies={"after-think": AfterThinkPolicy()},

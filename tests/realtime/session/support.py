@@ -32,15 +32,19 @@ from tts.espeak import EspeakTts
 
 @dataclass
 class RecordingEngineSession:
+    """Records every request and answers each with the deltas of ``answer``."""
+
     prefills: list[EngineRequest] = field(default_factory=list)
     streams: list[EngineRequest] = field(default_factory=list)
+    answer: tuple[str, ...] = ("Okay.",)
 
     async def prefill(self, request: EngineRequest) -> None:
         self.prefills.append(request)
 
     async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
         self.streams.append(request)
-        yield AnswerDelta("Okay.")
+        for delta in self.answer:
+            yield AnswerDelta(delta)
 
     async def aclose(self) -> None:
         pass
