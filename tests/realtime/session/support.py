@@ -8,7 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -151,3 +151,15 @@ async def running_session(
         yield session, sink
     finally:
         await session.close()
+
+
+async def update_input_audio(
+    session: Session, sink: RecordingSink, audio_input: dict[str, Any]
+) -> dict[str, Any]:
+    """``session.update`` of ``audio.input``; the ``session.updated`` (or ``error``) it got."""
+    message = {"type": "session.update", "session": {"audio": {"input": audio_input}}}
+    await session.handle_message(json.dumps(message))
+    await until(lambda: any(e["type"] in ("session.updated", "error") for e in sink.events))
+    event: dict[str, Any] = sink.events[-1]
+    sink.events.clear()
+    return event

@@ -5,9 +5,7 @@ phone calls, fed by the outbox, and what it changes for a speakerphone in a simu
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +22,12 @@ from realtime.session.session import Session
 from realtime.transports.twilio import phone_config
 from realtime.turns.denoise import NOISE_REDUCTION_STAGE
 from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
-from tests.realtime.session.support import RecordingSink, session_services, until
+from tests.realtime.session.support import (
+    RecordingSink,
+    session_services,
+    until,
+    update_input_audio,
+)
 from tests.support.echo_room import Room, room_services, run_room
 from tests.support.openai_events import validate_server_event
 
@@ -33,15 +36,6 @@ from tests.support.openai_events import validate_server_event
 async def services() -> AsyncIterator[SessionServices]:
     async with session_services(SessionSettings()) as s:
         yield s
-
-
-async def update(session: Session, sink: RecordingSink, audio_input: dict[str, Any]) -> dict:
-    message = {"type": "session.update", "session": {"audio": {"input": audio_input}}}
-    await session.handle_message(json.dumps(message))
-    await until(lambda: any(e["type"] in ("session.updated", "error") for e in sink.events))
-    event = sink.events[-1]
-    sink.events.clear()
-    return event
 
 
 async def test_a_session_update_turns_it_on_and_off_and_feeds_it_the_reply(
@@ -57,7 +51,7 @@ async def test_a_session_update_turns_it_on_and_off_and_feeds_it_the_reply(
         validate_server_event(created)
         assert session.input.stage(ECHO_CANCELLATION_STAGE) is None
 
-        event = await update(
+        event = await update_input_audio(
             session, sink, {"noise_reduction": {"type": "near_field"},
                             "x_echo_cancellation": {"type": "server"}},
         )  # fmt: skip
@@ -70,12 +64,12 @@ async def test_a_session_update_turns_it_on_and_off_and_feeds_it_the_reply(
             "echo cancellation comes before noise suppression"
         )
 
-        bad = await update(session, sink, {"x_echo_cancellation": {"type": "client"}})
+        bad = await update_input_audio(session, sink, {"x_echo_cancellation": {"type": "client"}})
         assert bad["type"] == "error"
         assert bad["error"]["param"] == "session.audio.input.x_echo_cancellation.type"
         assert session.input.stage(ECHO_CANCELLATION_STAGE) is stage
 
-        await update(session, sink, {"x_echo_cancellation": None})
+        await update_input_audio(session, sink, {"x_echo_cancellation": None})
         assert session.input.stage(ECHO_CANCELLATION_STAGE) is None
         assert session.outbox.observer is None
     finally:

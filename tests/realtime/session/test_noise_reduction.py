@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +12,13 @@ import pytest
 from realtime.conversation import UserAudioItem
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
-from tests.realtime.session.support import RecordingSink, append, session_services, until
+from tests.realtime.session.support import (
+    RecordingSink,
+    append,
+    session_services,
+    until,
+    update_input_audio,
+)
 from tests.support.noise import fan_noise
 
 RATE = 24_000
@@ -43,15 +48,6 @@ async def committed_level_db(session: Session, sink: RecordingSink, pcm: np.ndar
     return float(10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-9))
 
 
-async def update(session: Session, sink: RecordingSink, audio_input: dict[str, Any]) -> dict:
-    message = {"type": "session.update", "session": {"audio": {"input": audio_input}}}
-    await session.handle_message(json.dumps(message))
-    await until(lambda: any(e["type"] in ("session.updated", "error") for e in sink.events))
-    event = sink.events[-1]
-    sink.events.clear()
-    return event
-
-
 async def test_noise_reduction_follows_the_session_setting(services: SessionServices) -> None:
     sink = RecordingSink()
     session = Session(services, sink)
@@ -59,22 +55,22 @@ async def test_noise_reduction_follows_the_session_setting(services: SessionServ
     try:
         noise = steady_noise()
         off = {"turn_detection": None}
-        event = await update(session, sink, off)
+        event = await update_input_audio(session, sink, off)
         assert event["session"]["audio"]["input"]["noise_reduction"] is None
         raw_db = await committed_level_db(session, sink, noise)
 
-        event = await update(session, sink, {"noise_reduction": {"type": "near_field"}})
+        event = await update_input_audio(session, sink, {"noise_reduction": {"type": "near_field"}})
         assert event["session"]["audio"]["input"]["noise_reduction"] == {"type": "near_field"}
         near_db = await committed_level_db(session, sink, noise)
 
-        await update(session, sink, {"noise_reduction": {"type": "far_field"}})
+        await update_input_audio(session, sink, {"noise_reduction": {"type": "far_field"}})
         far_db = await committed_level_db(session, sink, noise)
 
-        bad = await update(session, sink, {"noise_reduction": {"type": "underwater"}})
+        bad = await update_input_audio(session, sink, {"noise_reduction": {"type": "underwater"}})
         assert bad["type"] == "error"
         assert bad["error"]["param"] == "session.audio.input.noise_reduction.type"
 
-        await update(session, sink, {"noise_reduction": None})
+        await update_input_audio(session, sink, {"noise_reduction": None})
         again_db = await committed_level_db(session, sink, noise)
     finally:
         await session.close()
