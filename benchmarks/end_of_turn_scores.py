@@ -40,7 +40,13 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.real_speech_set import DEFAULT_OUT, MID_SENTENCE, RATE
-from realtime.turns.end_of_turn import EAGERNESS, EndOfTurnTiming
+from realtime.protocol.session_config import ServerVad
+from realtime.turns.end_of_turn import (
+    EAGERNESS,
+    SPECULATIVE_CANDIDATE_MS,
+    EndOfTurnTiming,
+    end_of_turn_timing,
+)
 from realtime.turns.smart_turn import SmartTurnModel
 from tokenizer.pcm import read_wav
 from tokenizer.turn_features import SMART_TURN_WINDOW_SAMPLES
@@ -92,46 +98,48 @@ def score_points(directory: Path, silences: Sequence[int], dither_seeds: Sequenc
 
 @dataclass(frozen=True)
 class Rule:
-    """Decide at ``score_at_ms`` points: the mean of the scores so far (the last ``average``)
-    at or above ``threshold`` ends the turn; ``max_silence_ms`` ends it anyway. No scores:
-    a silence window (server_vad)."""
+    """An end-of-turn rule, decided as the service decides it (``EndOfTurnTiming.decides``):
+    scores at its points, ``max_silence_ms`` whatever they say."""
 
     name: str
-    score_at_ms: tuple[int, ...]
-    threshold: float | None
-    max_silence_ms: int
-    average: int = 1
+    timing: EndOfTurnTiming
 
     def decide(self, scores: dict[int, list[float]], variant: int) -> float:
         """The silence (ms) after which this rule ends the turn at this point."""
-        seen: list[float] = []
-        for at in self.score_at_ms:
-            if at >= self.max_silence_ms or self.threshold is None:
+        timing = self.timing
+        seen: dict[int, float] = {}
+        for index, at in enumerate(timing.score_at_ms):
+            if at >= timing.max_silence_ms:
                 break
-            seen.append(scores[at][variant])
-            if len(seen) >= self.average and np.mean(seen[-self.average :]) >= self.threshold:
+            seen[index] = scores[at][variant]
+            if timing.decides(seen):
                 return at + MODEL_MS
-        return float(self.max_silence_ms)
+        return float(timing.max_silence_ms)
 
 
-def timing_rule(name: str, timing: EndOfTurnTiming) -> Rule:
-    return Rule(name, timing.score_at_ms, timing.completion_threshold, timing.max_silence_ms,
-                timing.average_scores)  # fmt: skip
+def semantic(name: str, points: tuple[int, ...], threshold: float, max_ms: int,
+             average: int = 1) -> Rule:  # fmt: skip
+    timing = EndOfTurnTiming(SPECULATIVE_CANDIDATE_MS, max_ms, threshold, points, average)
+    return Rule(name, timing)
+
+
+def silence_window(ms: int) -> Rule:
+    return Rule(f"server_vad {ms} ms", end_of_turn_timing(ServerVad(silence_duration_ms=ms)))
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("server_vad 500 ms", (), None, 500),
-    Rule("server_vad 800 ms", (), None, 800),
-    Rule("old auto: 200 ms, 0.3, 1.5 s", (200,), 0.3, 1500),
-    Rule("one score at 200 ms, 0.6, 1 s", (200,), 0.6, 1000),
-    Rule("one score at 600 ms, 0.8, 1 s", (600,), 0.8, 1000),
-    Rule("one score at 400 ms, 0.7, 1 s", (400,), 0.7, 1000),
-    Rule("mean of 200/300/400 ms, 0.6, 1 s", (200, 300, 400), 0.6, 1000, average=3),
-    Rule("mean of 400/500/600 ms, 0.6, 1 s", (400, 500, 600), 0.6, 1000, average=3),
-    Rule(
+    silence_window(500),
+    silence_window(800),
+    semantic("old auto: 200 ms, 0.3, 1.5 s", (200,), 0.3, 1500),
+    semantic("one score at 200 ms, 0.6, 1 s", (200,), 0.6, 1000),
+    semantic("one score at 600 ms, 0.8, 1 s", (600,), 0.8, 1000),
+    semantic("one score at 400 ms, 0.7, 1 s", (400,), 0.7, 1000),
+    semantic("mean of 200/300/400 ms, 0.6, 1 s", (200, 300, 400), 0.6, 1000, average=3),
+    semantic("mean of 400/500/600 ms, 0.6, 1 s", (400, 500, 600), 0.6, 1000, average=3),
+    semantic(
         "mean of 2 from 200 ms on, 0.6, 1 s", (200, 300, 400, 500, 600, 700), 0.6, 1000, average=2
     ),
-    Rule("mean of 2 from 400 ms on, 0.7, 1 s", (400, 500, 600, 700), 0.7, 1000, average=2),
+    semantic("mean of 2 from 400 ms on, 0.7, 1 s", (400, 500, 600, 700), 0.7, 1000, average=2),
 )
 
 
@@ -165,7 +173,7 @@ def replay(rule: Rule, points: list[Point], variants: int, speech_min: float
         "sentence_ends_ended": f"{sentence / variants:.1f} of {sentence_count // variants}",
         "end_of_turn_p50_ms": round(float(np.percentile(eot, 50))),
         "end_of_turn_p90_ms": round(float(np.percentile(eot, 90))),
-        "turn_ends_by_score": f"{np.mean([e < rule.max_silence_ms for e in eot]):.0%}",
+        "turn_ends_by_score": f"{np.mean([e < rule.timing.max_silence_ms for e in eot]):.0%}",
     }
 
 
@@ -236,11 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     print("from mid-sentence pauses (area under the ROC curve), p90 of the spread ±1 LSB causes:")
     for row in separation(points, silences):
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
-    rules = list(RULES) + [timing_rule(f"eagerness {name}", timing)
-                           for name, timing in EAGERNESS.items()]  # fmt: skip
+    rules = list(RULES) + [Rule(f"eagerness {name}", timing) for name, timing in EAGERNESS.items()]
     print(f"\nrules replayed on the scores ({variants} noise variants each):")
     for rule in rules:
-        if rule.score_at_ms and not set(rule.score_at_ms) <= set(silences):
+        if not set(rule.timing.score_at_ms) <= set(silences):
             continue
         print("  " + json.dumps(replay(rule, points, variants, speech_min)))
     return 0

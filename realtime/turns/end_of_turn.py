@@ -74,6 +74,18 @@ class EndOfTurnTiming:
         if not 1 <= self.average_scores <= len(points):
             raise ValueError("average_scores must be between 1 and len(score_at_ms)")
 
+    def decides(self, scores: Mapping[int, float]) -> bool:
+        """Whether a pause's scores so far (keyed by their point's index in ``score_at_ms``)
+        end the turn: the mean of ``average_scores`` consecutive ones reaches the threshold."""
+        threshold, count = self.completion_threshold, self.average_scores
+        if threshold is None:
+            return False
+        for last in range(count - 1, len(self.score_at_ms)):
+            window = [scores[i] for i in range(last - count + 1, last + 1) if i in scores]
+            if len(window) == count and sum(window) / count >= threshold:
+                return True
+        return False
+
 
 _HIGH = EndOfTurnTiming(200, 800, 0.6, score_at_ms=(200, 300), average_scores=2)
 _MEDIUM = EndOfTurnTiming(200, 1_000, 0.8, score_at_ms=(200, 300), average_scores=2)

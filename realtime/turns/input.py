@@ -517,15 +517,9 @@ class TurnInput:
         if self._candidate is not candidate or self._turn is not turn:
             return
         candidate.scores[point] = probability
-        threshold = timing.completion_threshold
-        count = timing.average_scores
-        for last in range(count - 1, len(timing.score_at_ms)):
-            window = [candidate.scores.get(i) for i in range(last - count + 1, last + 1)]
-            if threshold is not None and None not in window:
-                if sum(window) / count >= threshold:  # type: ignore[arg-type]
-                    self._end_turn(candidate.end_sample, self.buffer.end, "semantic", probability)
-                    self._detector.reset()
-                    return
+        if timing.decides(candidate.scores):
+            self._end_turn(candidate.end_sample, self.buffer.end, "semantic", probability)
+            self._detector.reset()
 
     def _scoring_window(self, turn: TurnInProgress, now: int) -> np.ndarray:
         """The last 8 s of the turn up to ``now``. When the turn is the user going on right
