@@ -442,8 +442,10 @@ async def test_incremental_prefill_fills_the_prefix_cache_while_the_user_speaks(
     assert turn.response.status == "completed", turn.response.errors
     during_speech = trace.before(stopped_at)
 
-    # Prefill requests ran while the user was still speaking, each reusing the last one's KV.
-    assert during_speech.value(REQUESTS_DONE) - before.value(REQUESTS_DONE) >= 2
+    # Prefill requests ran while the user was still speaking. How many finished before the
+    # end of speech depends on how busy the CPU is (a prefill waits for the one in flight),
+    # so one is what the test asks for; the cached share of the final request says the rest.
+    assert during_speech.value(REQUESTS_DONE) > before.value(REQUESTS_DONE)
     assert during_speech.value(PREFIX_HITS) > before.value(PREFIX_HITS)
     # The turn's real request found most of its prompt (all but the last chunk) cached.
     usage = turn.response.done.response.usage or {}
