@@ -75,6 +75,36 @@ def stage_cpu_ms_per_s(seconds: float = 20.0) -> float:
     return 1000.0 * (time.process_time() - started) / (len(mic) / RATE)
 
 
+def near_end_attenuation_db(speaks_at_s: float, echo_db: float | None) -> float:
+    """How much the stage lowers the user's voice (dB) when the user speaks ``speaks_at_s``
+    into the first reply of a call, with that reply's echo at ``echo_db`` (a room of 150 ms;
+    None: no echo at all, a handset or headset). Simulated clock, reference aligned."""
+    reply = np.tile(synthesize(REPLY_TEXT, RATE), 2)
+    user = synthesize("No, stop, stop that, I want to speak to a person.", RATE)
+    mic = np.zeros(round((speaks_at_s + 4.0) * RATE), dtype=np.float32)
+    start = round(speaks_at_s * RATE)
+    mic[start : start + len(user)] = user[: len(mic) - start]
+    if echo_db is not None:
+        echo = np.convolve(reply.astype(np.float32), Room(150, echo_db).impulse_response())
+        mic += echo[: len(mic)]
+    mic16 = np.clip(np.round(mic), -32768, 32767).astype(np.int16)
+    now = [0.0]
+    stage = EchoCancellationStage(FarEndReference(lambda: now[0]))
+    stage.process(mic16[:0])
+    cleaned = []
+    for at in range(0, len(mic16) - FRAME + 1, FRAME):
+        now[0] = at / RATE
+        stage.reference.reply_sent("r", reply[at : at + FRAME], RATE, at / RATE, 0.0)
+        cleaned.append(stage.process(mic16[at : at + FRAME]))
+    out = np.concatenate(cleaned)[RATE // 100 :].astype(np.float64)  # the stage's 10 ms
+    voice = slice(start, start + len(user))
+    if echo_db is None:
+        before = mic16[voice].astype(np.float64)
+    else:  # the user's voice alone against what is left of it (echo residue included)
+        before = user[: len(mic) - start].astype(np.float64)
+    return 10.0 * float(np.log10(np.sum(before**2) / max(np.sum(out[voice] ** 2), 1.0)))
+
+
 def _row(result: RoomResult) -> str:
     heard = [t for t in result.barge_ins if (t.stopped_after_ms or 0.0) >= 0.0]
     stops = [t.stopped_after_ms for t in heard if t.stopped_after_ms is not None]
@@ -113,6 +143,15 @@ def main() -> None:
     args = parser.parse_args()
     print("echo cancellation: simulated rooms (delay, echo level), real session in real time")
     print(f"stage CPU: {stage_cpu_ms_per_s():.1f} ms per second of audio")
+    print("the user's voice lowered by the stage (dB), speaking N s into a call's first reply:")
+    for label, echo_db in (("no echo (handset)", None), ("echo -20 dB", -20.0)):
+        lowered = [near_end_attenuation_db(at, echo_db) for at in (2.0, 4.0, 6.0, 8.0)]
+        print(
+            f"  {label:>17}: "
+            + "  ".join(
+                f"{at:.0f} s {db:4.1f}" for at, db in zip((2, 4, 6, 8), lowered, strict=True)
+            )
+        )
     results = asyncio.run(run(args.echo_only_s, args.barge_ins))
     print(
         "          room | AEC | reply s | false barge-ins/min (n) | false pauses | "

@@ -28,6 +28,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.session.outbox import DEFAULT_LEAD_MS
     from realtime.speaking.base import SpeakingParams
     from realtime.speaking.factory import POLICY_NAMES
+    from realtime.turns.echo import PHONE_CALLS_CANCEL_ECHO
     from realtime.turns.interruption import InterruptionParams
     from realtime.turns.turn_audio import DEFAULT_PREFILL_CHUNK_S
     from tts.cosyvoice_cli import add_cosyvoice_arguments
@@ -217,9 +218,9 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(audio.input.x_echo_cancellation; clients may turn it off with session.update)",
     )  # fmt: skip
     turns.add_argument(
-        "--phone-echo-cancellation", action="store_true",
-        help="phone calls (Twilio) cancel the reply's echo on the server (off by default: "
-        "with it on, barge-in over a reply was missed in about 3 of 7 test calls)",
+        "--phone-echo-cancellation", action=argparse.BooleanOptionalAction,
+        default=PHONE_CALLS_CANCEL_ECHO,
+        help="phone calls (Twilio) cancel the reply's echo on the server (default: on)",
     )  # fmt: skip
     turns.add_argument(
         "--interrupt-min-speech-ms", type=int, default=InterruptionParams().min_speech_ms,

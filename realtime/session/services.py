@@ -15,6 +15,7 @@ from realtime.speaking.base import SpeakingParams, SpeakingPolicy
 from realtime.speaking.factory import DEFAULT_POLICY
 from realtime.telemetry.metrics import ServiceMetrics
 from realtime.telemetry.tracing import Tracing
+from realtime.turns.echo import PHONE_CALLS_CANCEL_ECHO
 from realtime.turns.end_of_turn import TurnScorer
 from realtime.turns.input import TurnSettings
 from realtime.turns.vad import VadBatcher
@@ -49,9 +50,7 @@ class SessionSettings:
     max_buffered_reply_ms: float = SpeakingParams.max_buffered_audio_ms
     incremental_prefill: bool = True
     turns: TurnSettings = field(default_factory=TurnSettings)
-    phone_echo_cancellation: bool = False
-    """Phone calls (Twilio) cancel the reply's echo on the server (opt-in for now: with it
-    on, the phone barge-in test missed the caller's interruption about 3 times in 7)."""
+    phone_echo_cancellation: bool = PHONE_CALLS_CANCEL_ECHO
     default_policy: str = DEFAULT_POLICY
     # Mind-Paced Speaking: reasoning tokens per formulation segment (Tc), the first one
     # (None: Tc), and reply tokens per articulation (Tr); session.speaking overrides them.

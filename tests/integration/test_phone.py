@@ -222,5 +222,6 @@ async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_o
             async with asyncio.timeout(10):
                 await listener  # the server hangs up after "stop"
         finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            for task in (listener, *twilio._mark_tasks):
+                task.cancel()
+            await asyncio.gather(listener, *twilio._mark_tasks, return_exceptions=True)

@@ -26,6 +26,7 @@ def test_serve_defaults_are_the_settings_defaults() -> None:
     assert args.silence_duration_ms == ServerVad().silence_duration_ms
     assert args.eagerness == SemanticVad().eagerness
     assert args.max_sessions == AdmissionLimits().max_sessions
+    assert args.phone_echo_cancellation == settings.phone_echo_cancellation
     assert (args.cosyvoice_version, args.cosyvoice_rate) == (
         tts.cosyvoice.version,
         tts.cosyvoice.sample_rate,

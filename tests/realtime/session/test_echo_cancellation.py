@@ -76,10 +76,12 @@ async def test_a_session_update_turns_it_on_and_off_and_feeds_it_the_reply(
         await session.close()
 
 
-def test_phone_calls_cancel_echo_when_the_server_is_told_to() -> None:
+def test_phone_calls_cancel_echo_by_default_and_the_server_may_turn_it_off() -> None:
     config = phone_config(SessionConfig(), echo_cancellation=True)
     assert config.audio.input.x_echo_cancellation is not None
-    assert SessionSettings().phone_echo_cancellation is False
+    assert SessionSettings().phone_echo_cancellation is True
+    off = phone_config(SessionConfig(), echo_cancellation=False)
+    assert off.audio.input.x_echo_cancellation is None
     assert SessionConfig().audio.input.x_echo_cancellation is None
 
 
