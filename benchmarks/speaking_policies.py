@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks.harness.stats import percentile
 from realtime.client import RealtimeClient, ReasoningDelta, SpeechStarted, speak_turn
 from realtime.conversation import Conversation, UserAudioItem
 from realtime.engines.sim import SimEngine, SimParams
@@ -202,10 +203,6 @@ async def one_turn(
         reasoning_before_first_word=reasoning_before,
         simulated=x_turn.simulated,
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def table(run: Run) -> str:

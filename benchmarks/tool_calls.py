@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness.tools import WEATHER
 from benchmarks.speaking_policies import percentile, running_service, synthesize
 from realtime.client import RealtimeClient, collect_response, speak_turn
-from tests.support.tools import WEATHER
 
 RATE = 24_000
 SILENCE_MS = 200

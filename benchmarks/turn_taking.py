@@ -59,10 +59,10 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import real_speech_set, turn_taking_set
+from benchmarks.harness.service import ServiceProcess
 from benchmarks.real_speech_set import MID_SENTENCE
 from realtime.client import RealtimeClient, RealtimeError, RealtimeServerError
 from realtime.client.events import ServerEvent
-from tests.support.service import ServiceProcess
 from tokenizer.pcm import read_wav
 
 MODES: dict[str, dict[str, Any]] = {

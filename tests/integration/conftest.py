@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
 
 RATE = 24_000
 

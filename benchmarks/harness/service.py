@@ -1,4 +1,4 @@
-"""Run the real service (``python -m realtime serve``) on a free 127.0.0.1 port, for tests."""
+"""Run the real service (``python -m realtime serve``) on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from types import TracebackType
 
 import httpx
 
-from tests.support.ports import free_port
+from benchmarks.harness.ports import free_port
 
 
 class ServiceProcess:
