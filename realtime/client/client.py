@@ -17,6 +17,7 @@ import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from realtime.client.connection import DEFAULT_CHUNK_MS, DEFAULT_OPEN_TIMEOUT_S
 from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
@@ -91,7 +92,7 @@ class RealtimeClient:
         url: str,
         *,
         session: dict[str, Any] | None = None,
-        open_timeout: float = 10.0,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
         api_key: str | None = None,
     ) -> _Connecting:
         """Connect, wait for ``session.created`` and apply ``session`` (a partial session
@@ -290,7 +291,7 @@ class RealtimeClient:
         pcm: npt.NDArray[np.int16],
         *,
         sample_rate: int,
-        chunk_ms: float = 20.0,
+        chunk_ms: float = DEFAULT_CHUNK_MS,
         realtime: bool = True,
         stop: asyncio.Event | None = None,
     ) -> float:
@@ -332,7 +333,7 @@ class RealtimeClient:
         ms: float,
         *,
         realtime: bool = True,
-        chunk_ms: float = 20.0,
+        chunk_ms: float = DEFAULT_CHUNK_MS,
         stop: asyncio.Event | None = None,
     ) -> float:
         """Stream ``ms`` milliseconds of digital silence like ``stream_audio``."""

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.client.connection import DEFAULT_CHUNK_MS
 from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
@@ -307,7 +308,7 @@ class RealtimeWebRtcClient:
         pcm: npt.NDArray[np.int16],
         *,
         sample_rate: int,
-        chunk_ms: float = 20.0,
+        chunk_ms: float = DEFAULT_CHUNK_MS,
         realtime: bool = True,
         stop: asyncio.Event | None = None,
     ) -> float:
