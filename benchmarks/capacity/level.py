@@ -298,7 +298,7 @@ def smart_turn_s_per_call(r: LevelResult) -> float:
     return r.smart_turn_worker_s / r.smart_turn_calls if r.smart_turn_calls else 0.0
 
 
-def judge(r: LevelResult, smart_turn_limit_s: float = 0.5) -> None:
+def judge(r: LevelResult, smart_turn_limit_s: float) -> None:
     """``passed``: the input side kept up. ``eot_ok``: so did the end-of-turn model (its
     answers come from a worker thread on the same core, outside the input lag: when the core
     is short, they come late, the pause is over or the longest silence ends the turn)."""
