@@ -75,11 +75,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.capacity.config import DEFAULT_LEVELS
 from benchmarks.capacity.level import LevelResult, contaminated, run_level
 from benchmarks.capacity.load import append_messages, build_loop
 from benchmarks.capacity.profile import summarize_profile
 from benchmarks.capacity.report import print_detail, print_header, print_profile, print_row
-from benchmarks.capacity.setup import DEFAULT_LEVELS
 from benchmarks.harness.procfs import cpu_list, thread_affinities, wait_for_quiet
 from benchmarks.harness.prometheus import parse_metrics
 from benchmarks.harness.service import ServiceProcess

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.capacity.load import WorkerPlan, worker_entry
-from benchmarks.capacity.setup import (
+from benchmarks.capacity.config import (
     CLIENT_LATE_P99_LIMIT_S,
     HANDLED_MIN_RATIO,
     LAG_METRIC,
     LATE_LIMIT_S,
 )
+from benchmarks.capacity.load import WorkerPlan, worker_entry
 from benchmarks.harness.procfs import (
     core_times,
     cpu_list,

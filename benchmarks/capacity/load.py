@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.capacity.setup import FRAME_S, FRAME_SAMPLES, RATE, SCRIPT, SLOTS
+from benchmarks.capacity.config import FRAME_S, FRAME_SAMPLES, RATE, SCRIPT, SLOTS
 from benchmarks.harness.speech import synthesize
 from tokenizer.pcm import pcm16_to_base64
 

@@ -10,9 +10,9 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
+from benchmarks.capacity.config import LAG_METRIC
 from benchmarks.capacity.load import masked_text_frame
 from benchmarks.capacity.profile import summarize_profile
-from benchmarks.capacity.setup import LAG_METRIC
 from benchmarks.harness.procfs import cpu_list
 from benchmarks.harness.prometheus import (
     bucket_quantile,
