@@ -44,7 +44,6 @@ import contextlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -732,8 +731,7 @@ async def main_async(args: argparse.Namespace) -> int:
             runs, server_metrics = await run_modes(
                 service.ws_url, metrics_url, modes, turns, rate, args
             )
-            process = getattr(service, "_process", None)  # is it still running?
-            server_exit = process.poll() if isinstance(process, subprocess.Popen) else None
+            server_exit = service.exit_code
     wall_s = time.monotonic() - started
     summaries = [summarize(run, turns, rate, args.reply_window_s) for run in runs]
     print_table(summaries, totals, wall_s, min(args.parallel or len(modes), len(modes)))

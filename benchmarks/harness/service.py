@@ -41,6 +41,11 @@ class ServiceProcess:
         return self._process.pid
 
     @property
+    def exit_code(self) -> int | None:
+        """The service's exit status if it has exited on its own; None while it runs."""
+        return self._process.poll() if self._process is not None else None
+
+    @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
