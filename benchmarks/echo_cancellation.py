@@ -1,7 +1,7 @@
 """Benchmark: server-side echo cancellation against a speakerphone in a simulated room.
 
 Each room plays the session's reply into the "microphone" through a delay, a decaying
-impulse response and an echo level below the reply (tests/support/echo_room.py: simulated
+impulse response and an echo level below the reply (benchmarks/harness/echo_room.py: simulated
 acoustics; a real in-process session with the real silero VAD, interruption rule, outbox
 pacing and espeak-ng replies, running in real time). Every room runs twice at once, with
 ``audio.input.x_echo_cancellation`` on and off, and the benchmark prints:
@@ -36,8 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realtime.turns.echo import EchoCancellationStage, FarEndReference
-from tests.support.echo_room import (
+from benchmarks.harness.echo_room import (
     FRAME,
     NO_ECHO_DB,
     RATE,
@@ -47,7 +46,8 @@ from tests.support.echo_room import (
     room_services,
     run_room,
 )
-from tests.support.speech import synthesize
+from benchmarks.harness.speech import synthesize
+from realtime.turns.echo import EchoCancellationStage, FarEndReference
 
 ROOMS = (
     Room(0, NO_ECHO_DB),

@@ -36,13 +36,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.service import ServiceProcess, free_port
+from benchmarks.harness.ports import free_port
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.stats import percentile as pct
 
 SIM_SERVER = Path(__file__).resolve().parent / "sim_vllm_server.py"
 
@@ -145,10 +146,6 @@ async def run_level(
     for failure in failures[:3]:
         print(f"  session failed: {type(failure).__name__}: {failure}", flush=True)
     return level, killed_at
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def gateway(

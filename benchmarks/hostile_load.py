@@ -41,10 +41,11 @@ from websockets.exceptions import InvalidStatus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness.offers import make_offer
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.stats import percentile
 from realtime.client import RealtimeClient, speak_turn
-from tests.realtime.transports.offers import make_offer
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
 
 RATE = 24_000
 SENTENCES = (
@@ -182,10 +183,6 @@ async def run_once(
         )
         _, flooded = await asyncio.gather(asyncio.gather(*talkers), flood)
     return result, flooded
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 async def main() -> int:

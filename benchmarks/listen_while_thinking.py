@@ -17,7 +17,7 @@ item to a 30 s window, so each item costs one full encoder pass whatever its len
 real Step-Audio encoder runs on the item's true length. Either way, without incremental
 prefill the work at the end of the turn grows with the length of the utterance.
 
-vLLM runs at a lower CPU priority than the services (tests/support/process_priority.py).
+vLLM runs at a lower CPU priority than the services (benchmarks/harness/process_priority.py).
 
     .venv/bin/python benchmarks/listen_while_thinking.py --repeats 3
 """
@@ -41,17 +41,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realtime.client import RealtimeClient, speak_turn
-from tests.support.process_priority import lower_priority
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
-from tests.support.standin_model import StandinModelInfo, build_standin_model_with
-from tests.support.vllm_server import (
+from benchmarks.harness.process_priority import lower_priority
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.standin_model import StandinModelInfo, build_standin_model_with
+from benchmarks.harness.vllm_server import (
     REPO_ROOT,
     VllmServer,
     VllmServerConfig,
     default_vllm_python,
 )
+from realtime.client import RealtimeClient, speak_turn
 
 RATE = 24_000
 CACHE_DIR = REPO_ROOT / ".cache" / "vllm"

@@ -38,12 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realtime.protocol.session_config import ServerVad
-from realtime.turns.denoise import SUPPRESSION_LEVELS, WebRtcNoiseSuppressor
-from realtime.turns.silero import SileroVadModel
-from realtime.turns.stages import AudioStage
-from realtime.turns.vad import VadBatcher
-from tests.support.noise import (
+from benchmarks.harness.noise import (
     FRAME,
     RATE,
     NoisyConversation,
@@ -53,6 +48,11 @@ from tests.support.noise import (
     noisy_conversation,
     speech_starts,
 )
+from realtime.protocol.session_config import ServerVad
+from realtime.turns.denoise import SUPPRESSION_LEVELS, WebRtcNoiseSuppressor
+from realtime.turns.silero import SileroVadModel
+from realtime.turns.stages import AudioStage
+from realtime.turns.vad import VadBatcher
 from tokenizer.resample import StreamResampler
 
 NOISE_SECONDS = 30.0

@@ -36,10 +36,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness.prometheus import bucket_quantile, histogram, parse_metrics
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import SENTENCES, synthesize
+from benchmarks.harness.stats import percentile
 from realtime.client import RealtimeClient, speak_turn
 from realtime.client.events import ServerEvent
-from tests.support.service import ServiceProcess
-from tests.support.speech import SENTENCES, synthesize
 
 RATE = 24_000
 BARGE_IN_PROMPT = "Tell me about the long history of the great city of Rome, please."
@@ -61,10 +63,6 @@ class LevelResult:
     sessions: int
     samples: list[TurnSample] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 async def one_session(url: str, turns: int, speech: list[np.ndarray], result: LevelResult,
@@ -151,21 +149,9 @@ async def barge_in_trials(url: str, trials: int) -> list[float]:
 
 def server_barge_in_p50(metrics_url: str) -> tuple[float, int]:
     """Median of the server's barge-in stop histogram (bucket upper bound), and its count."""
-    text = httpx.get(metrics_url, timeout=5).text
-    buckets: list[tuple[float, float]] = []
-    count = 0.0
-    for line in text.splitlines():
-        if line.startswith("step_realtime_barge_in_stop_seconds_bucket"):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets.append(
-                (float("inf") if bound == "+Inf" else float(bound), float(line.split()[-1]))
-            )
-        elif line.startswith("step_realtime_barge_in_stop_seconds_count"):
-            count = float(line.split()[-1])
-    for bound, cumulative in buckets:
-        if count and cumulative >= count / 2:
-            return 1000.0 * bound, int(count)
-    return float("nan"), int(count)
+    samples = parse_metrics(httpx.get(metrics_url, timeout=5).text)
+    buckets, count, _ = histogram(samples, "step_realtime_barge_in_stop_seconds")
+    return 1000.0 * bucket_quantile(buckets, count, 0.5), int(count)
 
 
 def print_table(results: list[LevelResult]) -> None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import statistics
 import sys
 import tempfile
@@ -35,9 +33,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness.procfs import memory_fds_threads
+from benchmarks.harness.prometheus import MetricsSnapshot
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.stats import percentile
 from realtime.client import RealtimeClient, speak_turn
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
 
 RATE = 24_000
 SENTENCES = (
@@ -66,19 +67,6 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
 
 
-def proc_sample(pid: int) -> tuple[float, int, int]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss_kb = int(re.search(r"^VmRSS:\s+(\d+)", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    threads = len(os.listdir(f"/proc/{pid}/task"))
-    return rss_kb / 1024, fds, threads
-
-
-def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else float("nan")
-
-
 async def converse(service: ServiceProcess, utterances: list[np.ndarray], index: int,
                    run: Run, deadline: float) -> None:  # fmt: skip
     turn_index = index
@@ -102,18 +90,18 @@ async def sample_service(service: ServiceProcess, run: Run, every_s: float,
     async with httpx.AsyncClient(timeout=10) as http:
         while time.monotonic() < deadline:
             text = (await http.get(f"{service.http_url}/metrics")).text
-            rss_mb, fds, threads = proc_sample(service.pid)
+            rss_mb, fds, threads = memory_fds_threads(service.pid)
+            metrics = MetricsSnapshot.parse(text)
             run.samples.append(Sample(
                 time.monotonic() - run.started, rss_mb, fds, threads,
-                metric(text, "step_realtime_asyncio_tasks"),
-                sum(float(v) for v in re.findall(
-                    r"^step_realtime_sessions_active\{[^}]*\} (\S+)$", text, re.MULTILINE)),
+                metrics.value("step_realtime_asyncio_tasks", float("nan")),
+                metrics.value("step_realtime_sessions_active", 0.0),
             ))  # fmt: skip
             await asyncio.sleep(every_s)
 
 
 def p99(values: list[float]) -> float:
-    return float(np.percentile(values, 99)) if values else float("nan")
+    return percentile(values, 99)
 
 
 def window(run: Run, start_s: float, end_s: float) -> list[float]:

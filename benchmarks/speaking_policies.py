@@ -27,20 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import difflib
-import io
 import json
-import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import time
-import wave
-from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,11 +39,14 @@ from typing import Any
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.stats import percentile
 from realtime.client import RealtimeClient, ReasoningDelta, SpeechStarted, speak_turn
 from realtime.conversation import Conversation, UserAudioItem
 from realtime.engines.sim import SimEngine, SimParams
-from tokenizer.resample import resample
-from tts.espeak import espeak_environment
 
 RATE = 24_000
 SILENCE_MS = 200
@@ -98,57 +92,6 @@ class Run:
     server_args: tuple[str, ...]
     policies: tuple[str, ...]
     samples: list[TurnSample] = field(default_factory=list)
-
-
-def synthesize(text: str) -> np.ndarray:
-    wav_bytes = subprocess.run(
-        ["espeak-ng", "--stdout", text],
-        capture_output=True, check=True, timeout=60, env=espeak_environment(),
-    ).stdout  # fmt: skip
-    with wave.open(io.BytesIO(wav_bytes)) as wav:
-        rate = wav.getframerate()
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
-    return np.asarray(resample(pcm, rate, RATE), dtype=np.int16)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def running_service(args: Sequence[str], log_path: Path) -> Iterator[str]:
-    """The service in its own process group on a free port; yields its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "realtime", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", *args]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60.0
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the service exited: see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the service did not start: see {log_path}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
 
 
 def words(text: str) -> list[str]:
@@ -202,10 +145,6 @@ async def one_turn(
         reasoning_before_first_word=reasoning_before,
         simulated=x_turn.simulated,
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def table(run: Run) -> str:
@@ -281,9 +220,12 @@ def main() -> None:
     banner = BANNER.format(tts_ms=args.tts_first_chunk_ms)
     print(banner)
     print(f"sim figures: {sim.params.describe()}; silence window {SILENCE_MS} ms")
-    utterances = [synthesize(question) for question in QUESTIONS]
+    utterances = [synthesize(question, RATE) for question in QUESTIONS]
     for run in runs:
-        with running_service(run.server_args, args.log) as url:
+        with ServiceProcess(
+            *run.server_args, "--log-level", "warning", log_path=args.log
+        ) as service:
+            url = service.http_url
             health = httpx.get(f"{url}/healthz", timeout=5.0).json()
             if not health.get("simulated") or "simulated" not in health.get("tts", ""):
                 raise RuntimeError(f"expected a simulated engine and TTS, got {health}")

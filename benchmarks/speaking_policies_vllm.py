@@ -2,7 +2,7 @@
 
 The companion of ``speaking_policies.py`` (simulated TP=4 timings) with a real engine: vLLM
 on this machine's CPU serving the tiny random-weight Step-Audio stand-in from
-``tests/support/standin_model.py`` (built on the spot, cached under ``.cache/vllm``). Every
+``benchmarks/harness/standin_model.py`` (built on the spot, cached under ``.cache/vllm``). Every
 turn goes through the real service (silero VAD with a 200 ms silence window, espeak-ng TTS)
 with the SDK speaking at real-time pace, round-robin over the policies.
 
@@ -39,12 +39,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness.process_priority import lower_priority
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.standin_model import build_standin_model_with
+from benchmarks.harness.vllm_server import VllmServer, VllmServerConfig, default_vllm_python
 from realtime.client import RealtimeClient, ReasoningDelta, speak_turn
-from tests.support.process_priority import lower_priority
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
-from tests.support.standin_model import build_standin_model_with
-from tests.support.vllm_server import VllmServer, VllmServerConfig, default_vllm_python
 
 RATE = 24_000
 POLICIES = ("after-think", "mps", "speak-first")

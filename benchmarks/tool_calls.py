@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.speaking_policies import percentile, running_service, synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.stats import percentile
+from benchmarks.harness.tools import WEATHER
 from realtime.client import RealtimeClient, collect_response, speak_turn
-from tests.support.tools import WEATHER
 
 RATE = 24_000
 SILENCE_MS = 200
@@ -127,7 +129,7 @@ def row(policy: str, samples: list[Sample]) -> str:
 
 
 async def run(ws_url: str, turns: int, timeout_s: float) -> dict[str, list[Sample]]:
-    pcm = synthesize(QUESTION)
+    pcm = synthesize(QUESTION, RATE)
     results: dict[str, list[Sample]] = {policy: [] for policy in POLICIES}
     for _ in range(turns):
         for policy in POLICIES:
@@ -142,9 +144,9 @@ def main() -> None:
     args = parser.parse_args()
     serve = ("--engine", "sim", "--sim-tool-calls", "first-turn", "--tts", "simulated")
     with tempfile.TemporaryDirectory() as tmp:
-        with running_service(serve, Path(tmp) / "serve.log") as url:
-            ws_url = url.replace("http://", "ws://") + "/v1/realtime"
-            results = asyncio.run(run(ws_url, args.turns, args.timeout_s))
+        log = Path(tmp) / "serve.log"
+        with ServiceProcess(*serve, "--log-level", "warning", log_path=log) as service:
+            results = asyncio.run(run(service.ws_url, args.turns, args.timeout_s))
     print("SIMULATED: sim engine (default figures) + simulated TTS (first chunk 150 ms)")
     print(f"{args.turns} tool calls per policy; times in ms; p50 unless marked p90")
     print(

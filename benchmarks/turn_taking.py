@@ -44,7 +44,6 @@ import contextlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -59,10 +58,12 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import real_speech_set, turn_taking_set
+from benchmarks.harness.prometheus import bucket_quantile
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.stats import percentile
 from benchmarks.real_speech_set import MID_SENTENCE
 from realtime.client import RealtimeClient, RealtimeError, RealtimeServerError
 from realtime.client.events import ServerEvent
-from tests.support.service import ServiceProcess
 from tokenizer.pcm import read_wav
 
 MODES: dict[str, dict[str, Any]] = {
@@ -368,7 +369,7 @@ class TurnResult:
 
 
 def pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
+    return round(percentile(values, q), 1) if values else None
 
 
 def analyse_turn(turn: Turn, timing: TurnTiming, events: list[Received], rate: int,
@@ -659,20 +660,15 @@ def scrape_metrics(metrics_url: str) -> dict[str, Any]:
                     label = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
                     out[f"{family.name}{{{label}}}" if label else family.name] = sample.value
         elif family.type == "histogram":
-            buckets = [(float(s.labels["le"]), s.value) for s in family.samples
-                       if s.name.endswith("_bucket")]  # fmt: skip
+            buckets = sorted((float(s.labels["le"]), s.value) for s in family.samples
+                             if s.name.endswith("_bucket"))  # fmt: skip
             count = next((s.value for s in family.samples if s.name.endswith("_count")), 0.0)
             total = next((s.value for s in family.samples if s.name.endswith("_sum")), 0.0)
-
-            def bound(q: float, buckets: list[tuple[float, float]] = buckets,
-                      count: float = count) -> float | None:  # fmt: skip
-                return next((le for le, n in sorted(buckets) if count and n >= q * count), None)
-
             out[family.name] = {
                 "count": count,
                 "mean": total / count if count else None,
-                "p50_le": bound(0.5),
-                "p90_le": bound(0.9),
+                "p50_le": bucket_quantile(buckets, count, 0.5) if count else None,
+                "p90_le": bucket_quantile(buckets, count, 0.9) if count else None,
             }
     return out
 
@@ -735,8 +731,7 @@ async def main_async(args: argparse.Namespace) -> int:
             runs, server_metrics = await run_modes(
                 service.ws_url, metrics_url, modes, turns, rate, args
             )
-            process = getattr(service, "_process", None)  # is it still running?
-            server_exit = process.poll() if isinstance(process, subprocess.Popen) else None
+            server_exit = service.exit_code
     wall_s = time.monotonic() - started
     summaries = [summarize(run, turns, rate, args.reply_window_s) for run in runs]
     print_table(summaries, totals, wall_s, min(args.parallel or len(modes), len(modes)))

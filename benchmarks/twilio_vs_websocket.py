@@ -41,10 +41,11 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import SENTENCES, silence, synthesize
+from benchmarks.harness.stats import percentile
 from realtime.client.turn import voiced_end
 from realtime.transports.twilio import TWILIO_MEDIA_STREAM_PATH
-from tests.support.service import ServiceProcess
-from tests.support.speech import SENTENCES, silence, synthesize
 from tokenizer.g711 import ulaw_encode
 
 PHONE_RATE = 8_000
@@ -121,10 +122,6 @@ async def twilio_turn(service: ServiceProcess, pcm: np.ndarray) -> float:
         lambda message: message.get("event") == "media",
         pcm,
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def row(name: str, values: list[float]) -> str:

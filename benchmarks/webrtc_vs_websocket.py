@@ -34,12 +34,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import SENTENCES, silence, synthesize
+from benchmarks.harness.stats import percentile
 from realtime.client import RealtimeClient, speak_turn
 from realtime.client.connection import RealtimeConnection
 from realtime.client.turn import TurnResult
 from realtime.client.webrtc import RealtimeWebRtcClient
-from tests.support.service import ServiceProcess
-from tests.support.speech import SENTENCES, silence, synthesize
 
 RATE = 24_000
 TURN_TIMEOUT_S = 60.0
@@ -55,10 +56,6 @@ class Figures:
     end_of_turn: list[float] = field(default_factory=list)
     # first_packet - server part - silence window: what the transport (and endpointing) add
     transport: list[float] = field(default_factory=list)
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 def record(turn: TurnResult, figures: Figures, webrtc: bool) -> None:

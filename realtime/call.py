@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from realtime.client.client import API_KEY_VARIABLE, RealtimeClient
+from realtime.client.connection import DEFAULT_CHUNK_MS, DEFAULT_OPEN_TIMEOUT_S, DEFAULT_URL
 from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
@@ -28,9 +29,6 @@ from realtime.client.turn import (
 )
 from realtime.protocol.session_config import SUPPORTED_RATES
 from tokenizer.pcm import AudioFormatError, read_wav, write_wav
-
-DEFAULT_URL = "ws://127.0.0.1:8080/v1/realtime"
-DEFAULT_OPEN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -62,7 +60,7 @@ async def run_call(
     silence_ms: float = DEFAULT_TRAILING_SILENCE_MS,
     timeout: float = DEFAULT_TURN_TIMEOUT_S,  # noqa: ASYNC109 (the turn's own bound)
     open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
-    chunk_ms: float = 20.0,
+    chunk_ms: float = DEFAULT_CHUNK_MS,
     api_key: str | None = None,
 ) -> CallReport:
     """Hold one turn: say ``wav_path`` (then silence) to ``url``; write the reply to ``out_path``.
@@ -188,7 +186,7 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for the reply after the utterance (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--chunk-ms", type=float, default=20.0,
+        "--chunk-ms", type=float, default=DEFAULT_CHUNK_MS,
         help="audio sent per input_audio_buffer.append (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(

@@ -172,3 +172,23 @@ def test_an_upward_import_is_caught() -> None:
         ("realtime.session.outbox", "not a lower layer")
     ]
     assert [why for _, why in from_sdk] == ["the SDK imports the service"]
+
+
+def test_no_benchmark_imports_the_tests() -> None:
+    """Benchmarks share ``benchmarks/harness``; ``tests`` may import it, never the reverse."""
+    found = []
+    for path in sorted((ROOT / "benchmarks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for name in names
+                if name.split(".")[0] == "tests"
+            ]
+
+    assert found == []

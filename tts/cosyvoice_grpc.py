@@ -40,9 +40,8 @@ from tts.cosyvoice_voices import (
     CosyVoiceVersion,
     CosyVoiceVoice,
     PromptVoice,
-    SpeakerVoice,
     VoiceBook,
-    with_end_of_prompt,
+    cosyvoice_request,
 )
 from tts.pipeline import speak_segments
 from tts.segment_framing import SegmentFramer
@@ -97,22 +96,25 @@ class CosyVoiceGrpcTts:
 
     def request_for(self, voice: CosyVoiceVoice, text: str) -> cosyvoice_pb2.Request:
         """The request that speaks ``text`` in ``voice``."""
-        if isinstance(voice, SpeakerVoice):
+        request = cosyvoice_request(voice, text, self.version)
+        if request.mode == "sft":
             return cosyvoice_pb2.Request(
-                sft_request=cosyvoice_pb2.sftRequest(spk_id=voice.speaker_id, tts_text=text)
-            )
-        audio = self._prompt_audio[voice.prompt_wav]
-        if voice.mode == "zero_shot":
-            prompt = with_end_of_prompt(voice.prompt_text or "", self.version)
-            return cosyvoice_pb2.Request(
-                zero_shot_request=cosyvoice_pb2.zeroshotRequest(
-                    tts_text=text, prompt_text=prompt, prompt_audio=audio
+                sft_request=cosyvoice_pb2.sftRequest(
+                    spk_id=request.speaker_id, tts_text=request.tts_text
                 )
             )
-        tts_text = with_end_of_prompt(text, self.version) if self.version == 3 else text
+        if request.prompt_wav is None or request.mode == "instruct2":
+            raise ValueError(f"the CosyVoice gRPC server has no {request.mode} request")
+        audio = self._prompt_audio[request.prompt_wav]
+        if request.mode == "zero_shot":
+            return cosyvoice_pb2.Request(
+                zero_shot_request=cosyvoice_pb2.zeroshotRequest(
+                    tts_text=request.tts_text, prompt_text=request.prompt_text, prompt_audio=audio
+                )
+            )
         return cosyvoice_pb2.Request(
             cross_lingual_request=cosyvoice_pb2.crosslingualRequest(
-                tts_text=tts_text, prompt_audio=audio
+                tts_text=request.tts_text, prompt_audio=audio
             )
         )
 

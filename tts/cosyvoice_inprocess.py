@@ -73,7 +73,7 @@ from tts.cosyvoice_voices import (
     PromptVoice,
     SpeakerVoice,
     VoiceBook,
-    with_end_of_prompt,
+    cosyvoice_request,
 )
 from tts.segment_framing import SegmentFramer
 from tts.segmenter import SegmenterRules, TextSegmenter
@@ -538,8 +538,9 @@ class CosyVoiceInProcessTts:
             if known is not None:
                 return known
             speaker_id = ZERO_SHOT_ID_PREFIX + voice.name
-            prompt_text = with_end_of_prompt(voice.prompt_text or "", self.version)
-            self.model.add_zero_shot_spk(prompt_text, str(voice.prompt_wav), speaker_id)
+            # Registered once with the zero-shot request's prompt; each utterance then names it.
+            prompt = cosyvoice_request(voice, "", self.version).prompt_text or ""
+            self.model.add_zero_shot_spk(prompt, str(voice.prompt_wav), speaker_id)
             self._zero_shot_ids[voice.name] = speaker_id
             return speaker_id
 

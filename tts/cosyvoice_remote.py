@@ -42,10 +42,8 @@ from tts.cosyvoice_voices import (
     CosyVoiceVersion,
     CosyVoiceVoice,
     PromptVoice,
-    SpeakerVoice,
     VoiceBook,
-    instruct_with_end_of_prompt,
-    with_end_of_prompt,
+    cosyvoice_request,
 )
 from tts.pipeline import speak_segments
 from tts.segment_framing import SegmentFramer
@@ -103,24 +101,20 @@ class CosyVoiceHttpTts:
         self, voice: CosyVoiceVoice, text: str
     ) -> tuple[str, dict[str, str], FormFiles]:
         """The route, form fields and files that speak ``text`` in ``voice``."""
-        if isinstance(voice, SpeakerVoice):
-            return "/inference_sft", {"tts_text": text, "spk_id": voice.speaker_id}, {}
-        files: FormFiles = {
-            "prompt_wav": (
-                "prompt_wav",
-                self._prompt_files[voice.prompt_wav],
-                "application/octet-stream",
-            )
-        }
-        if voice.mode == "instruct2":
-            instruct = instruct_with_end_of_prompt(voice.instruct_text or "", self.version)
-            return "/inference_instruct2", {"tts_text": text, "instruct_text": instruct}, files
-        if voice.mode == "zero_shot":
-            prompt = with_end_of_prompt(voice.prompt_text or "", self.version)
-            return "/inference_zero_shot", {"tts_text": text, "prompt_text": prompt}, files
-        # CosyVoice 3 takes its system prompt in the text itself when there is no prompt text.
-        tts_text = with_end_of_prompt(text, self.version) if self.version == 3 else text
-        return "/inference_cross_lingual", {"tts_text": tts_text}, files
+        request = cosyvoice_request(voice, text, self.version)
+        fields = {"tts_text": request.tts_text}
+        for name, value in (
+            ("spk_id", request.speaker_id),
+            ("prompt_text", request.prompt_text),
+            ("instruct_text", request.instruct_text),
+        ):
+            if value is not None:
+                fields[name] = value
+        files: FormFiles = {}
+        if request.prompt_wav is not None:
+            data = self._prompt_files[request.prompt_wav]
+            files["prompt_wav"] = ("prompt_wav", data, "application/octet-stream")
+        return f"/inference_{request.mode}", fields, files
 
     async def _synthesize(
         self, index: int, text: str, *, voice: CosyVoiceVoice

@@ -10,6 +10,9 @@ spoken in it (zero-shot); without ``prompt_text`` the recording only gives the t
 CosyVoice 3 wants a system prompt ending in ``<|endofprompt|>`` before the prompt text
 (upstream ``example.py``; its bi-streaming LLM asserts it): ``with_end_of_prompt`` adds
 upstream's own default when the text has none.
+
+``cosyvoice_request`` is where a voice and a text become what CosyVoice is asked (its
+inference mode and texts, markers added); the HTTP, gRPC and in-process backends only carry it.
 """
 
 from __future__ import annotations
@@ -85,3 +88,39 @@ def instruct_with_end_of_prompt(text: str, version: CosyVoiceVersion) -> str:
     if version == 2 or END_OF_PROMPT in text:
         return text
     return f"{DEFAULT_SYSTEM_PROMPT} {text}{END_OF_PROMPT}"
+
+
+CosyVoiceMode = Literal["sft", "zero_shot", "cross_lingual", "instruct2"]
+
+
+@dataclass(frozen=True)
+class CosyVoiceRequest:
+    """What CosyVoice is asked to speak, whatever carries it: upstream's ``inference_<mode>``
+    with its texts as the model wants them, and the prompt recording (not for ``sft``)."""
+
+    mode: CosyVoiceMode
+    tts_text: str
+    speaker_id: str | None = None
+    prompt_wav: Path | None = None
+    prompt_text: str | None = None
+    instruct_text: str | None = None
+
+
+def cosyvoice_request(
+    voice: CosyVoiceVoice, text: str, version: CosyVoiceVersion
+) -> CosyVoiceRequest:
+    """The request that speaks ``text`` in ``voice`` to a CosyVoice ``version`` model."""
+    if isinstance(voice, SpeakerVoice):
+        return CosyVoiceRequest("sft", text, speaker_id=voice.speaker_id)
+    if voice.mode == "instruct2":
+        instruct = instruct_with_end_of_prompt(voice.instruct_text or "", version)
+        return CosyVoiceRequest(
+            "instruct2", text, prompt_wav=voice.prompt_wav, instruct_text=instruct
+        )
+    if voice.mode == "zero_shot":
+        prompt = with_end_of_prompt(voice.prompt_text or "", version)
+        return CosyVoiceRequest("zero_shot", text, prompt_wav=voice.prompt_wav, prompt_text=prompt)
+    # Without a prompt text, CosyVoice 3 takes its system prompt in the text itself.
+    return CosyVoiceRequest(
+        "cross_lingual", with_end_of_prompt(text, version), prompt_wav=voice.prompt_wav
+    )

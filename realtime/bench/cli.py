@@ -41,9 +41,9 @@ from realtime.bench.transports import (
     service_endpoints,
 )
 from realtime.client.client import API_KEY_VARIABLE
+from realtime.client.connection import DEFAULT_OPEN_TIMEOUT_S, DEFAULT_URL
 from realtime.client.turn import DEFAULT_TRAILING_SILENCE_MS
 
-DEFAULT_URL = "ws://127.0.0.1:8080/v1/realtime"
 DEFAULT_TURNS = 3
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # the run finished, but more turns failed than --max-error-rate allows
@@ -124,7 +124,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="spread the sessions' starts over this long (default: %(default)s)",
     )  # fmt: skip
     load.add_argument(
-        "--pause", type=_non_negative, default=0.5, metavar="SECONDS",
+        "--pause", type=_non_negative, default=LoadPlan.pause_s, metavar="SECONDS",
         help="pause between a session's turns (default: %(default)s)",
     )  # fmt: skip
     load.add_argument(
@@ -165,7 +165,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="wait this long for a reply after its utterance (default: %(default)s)",
     )  # fmt: skip
     limits.add_argument(
-        "--open-timeout", type=_positive, default=10.0, metavar="SECONDS",
+        "--open-timeout", type=_positive, default=DEFAULT_OPEN_TIMEOUT_S, metavar="SECONDS",
         help="opening a session (and reaching /healthz, at most 5 s) (default: %(default)s)",
     )  # fmt: skip
     limits.add_argument(

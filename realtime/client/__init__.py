@@ -36,6 +36,7 @@ from realtime.client.events import (
     XTurnTimings,
     parse_server_event,
 )
+from realtime.client.session_client import RealtimeSessionClient
 from realtime.client.turn import (
     ResponseResult,
     TurnResult,
@@ -65,6 +66,7 @@ __all__ = [
     "RealtimeConnectionError",
     "RealtimeError",
     "RealtimeServerError",
+    "RealtimeSessionClient",
     "RealtimeWebRtcClient",
     "ReasoningDelta",
     "ReasoningDone",

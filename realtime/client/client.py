@@ -1,14 +1,13 @@
-"""``RealtimeClient``: an async WebSocket client for the service's OpenAI Realtime API."""
+"""``RealtimeClient``: an async WebSocket client for the service's OpenAI Realtime API (the
+WebSocket side of ``RealtimeSessionClient``: connecting, its reader, base64 audio appends)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from types import TracebackType
 from typing import Any
 
@@ -17,20 +16,15 @@ import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from realtime.client.connection import DEFAULT_CHUNK_MS, DEFAULT_OPEN_TIMEOUT_S
 from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
-    RealtimeServerError,
 )
 from realtime.client.events import (
-    ErrorEvent,
-    ServerEvent,
-    SessionCreated,
-    SessionUpdated,
-    parse_server_event,
     session_audio_rate,
 )
-from realtime.client.inbox import EventInbox, EventMatch
+from realtime.client.session_client import RealtimeSessionClient, require_pcm16
 from tokenizer.pcm import pcm16_to_base64
 from tokenizer.resample import resample
 
@@ -44,10 +38,6 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 _CLOSE_TIMEOUT_S = 2.0
 
 
-def _event_id() -> str:
-    return f"event_{secrets.token_hex(10)}"
-
-
 def _connect_failure(exc: BaseException, open_timeout: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"timed out after {open_timeout:g} s opening the WebSocket"
@@ -57,16 +47,7 @@ def _connect_failure(exc: BaseException, open_timeout: float) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _require_pcm16(pcm: npt.ArrayLike) -> npt.NDArray[np.int16]:
-    samples = np.asarray(pcm)
-    if samples.dtype != np.int16 or samples.ndim != 1:
-        raise TypeError(
-            f"audio must be mono int16 samples, got dtype {samples.dtype} shape {samples.shape}"
-        )
-    return samples
-
-
-class RealtimeClient:
+class RealtimeClient(RealtimeSessionClient):
     """One Realtime session over WebSocket.
 
     Open it with ``async with RealtimeClient.connect(url) as client`` (or
@@ -76,10 +57,8 @@ class RealtimeClient:
     """
 
     def __init__(self, connection: ClientConnection, url: str) -> None:
+        super().__init__(url)
         self._connection = connection
-        self.url = url
-        self._inbox = EventInbox(self._closed_error)
-        self._session: dict[str, Any] = {}
         self._closed_reason: str | None = None
         self._reader = asyncio.create_task(self._read(), name=f"realtime-reader {url}")
 
@@ -91,7 +70,7 @@ class RealtimeClient:
         url: str,
         *,
         session: dict[str, Any] | None = None,
-        open_timeout: float = 10.0,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
         api_key: str | None = None,
     ) -> _Connecting:
         """Connect, wait for ``session.created`` and apply ``session`` (a partial session
@@ -148,23 +127,7 @@ class RealtimeClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
 
-    async def __aenter__(self) -> RealtimeClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # -- state --------------------------------------------------------------------------------
-
-    @property
-    def session(self) -> dict[str, Any]:
-        """The session object from the latest session.created / session.updated received."""
-        return self._session
 
     @property
     def input_rate(self) -> int:
@@ -172,37 +135,16 @@ class RealtimeClient:
         return session_audio_rate(self._session, "input")
 
     @property
-    def output_rate(self) -> int:
-        """The sample rate of the session's reply audio."""
-        return session_audio_rate(self._session, "output")
-
-    @property
     def closed(self) -> bool:
         """True once the connection has ended (events still queued can be read)."""
         return self._reader.done()
-
-    @property
-    def recent_event_types(self) -> list[str]:
-        """Types of the last events received, oldest first."""
-        return self._inbox.recent_types
-
-    def describe_recent(self) -> str:
-        return self._inbox.describe_recent()
 
     # -- receiving ----------------------------------------------------------------------------
 
     async def _read(self) -> None:
         try:
             async for message in self._connection:
-                received_at = time.monotonic()
-                try:
-                    event = parse_server_event(json.loads(message), received_at)
-                except ValueError as exc:  # json.JSONDecodeError is a ValueError
-                    log.warning("ignoring a server message that is not an event: %s", exc)
-                    continue
-                if isinstance(event, SessionCreated | SessionUpdated):
-                    self._session = event.session
-                self._inbox.put(event)
+                self._receive(message, time.monotonic())
         except ConnectionClosed:
             pass  # described below from the close frame
         except Exception:
@@ -220,69 +162,17 @@ class RealtimeClient:
             f"connection to {self.url} closed ({reason}) {doing}; {self.describe_recent()}"
         )
 
-    async def next_event(self, timeout: float | None = None) -> ServerEvent:  # noqa: ASYNC109
-        """The next server event. Raises ``TimeoutError`` after ``timeout`` seconds, and
-        ``RealtimeConnectionClosed`` once the connection has ended and the queue is empty."""
-        return await self._inbox.next_event(timeout)
-
-    async def wait_for(self, match: EventMatch, timeout: float) -> ServerEvent:  # noqa: ASYNC109
-        """Consume events until one matches (an event type, a tuple of types, or a
-        predicate) and return it; the events before it are discarded.
-
-        Raises ``TimeoutError`` naming what was awaited and the last event types received.
-        """
-        return await self._inbox.wait_for(match, timeout)
-
-    def events(self) -> AsyncIterator[ServerEvent]:
-        """Iterate over server events until the connection ends."""
-        return self._inbox.events()
-
     # -- sending ------------------------------------------------------------------------------
 
-    async def send(self, event: dict[str, Any]) -> None:
-        """Send one client event (a dict with ``type``) as JSON."""
-        message = json.dumps(event, separators=(",", ":"))
-        await self._send(message, f"before sending {event.get('type')!r}")
-
-    async def send_raw(self, message: str | bytes) -> None:
-        """Send one message exactly as given (for tools and tests that probe validation)."""
-        await self._send(message, "while sending a raw message")
-
-    async def _send(self, message: str | bytes, doing: str) -> None:
+    async def _send_message(self, message: str | bytes, doing: str) -> None:
         try:
             await self._connection.send(message)
         except ConnectionClosed:
             raise self._closed_error(doing) from None
 
-    async def update_session(
-        self,
-        session: dict[str, Any],
-        *,
-        timeout: float = 10.0,  # noqa: ASYNC109
-    ) -> dict[str, Any]:
-        """Send ``session.update`` and return the session the server confirms.
-
-        Consumes events until ``session.updated`` or an ``error`` about this update, which
-        raises ``RealtimeServerError``.
-        """
-        event_id = _event_id()
-        await self.send({"type": "session.update", "event_id": event_id, "session": session})
-
-        def is_answer(event: ServerEvent) -> bool:
-            if isinstance(event, ErrorEvent):
-                return event.error.event_id in (None, event_id)
-            return isinstance(event, SessionUpdated)
-
-        is_answer.__name__ = "session.updated"
-        answer = await self.wait_for(is_answer, timeout)
-        if isinstance(answer, ErrorEvent):
-            raise RealtimeServerError(answer, "server rejected session.update")
-        assert isinstance(answer, SessionUpdated)
-        return answer.session
-
     async def append_audio(self, pcm: npt.NDArray[np.int16]) -> None:
         """Send ``pcm`` (mono int16 at the session's input rate) in one audio append event."""
-        audio = pcm16_to_base64(_require_pcm16(pcm))
+        audio = pcm16_to_base64(require_pcm16(pcm))
         await self.send({"type": "input_audio_buffer.append", "audio": audio})
 
     async def stream_audio(
@@ -290,7 +180,7 @@ class RealtimeClient:
         pcm: npt.NDArray[np.int16],
         *,
         sample_rate: int,
-        chunk_ms: float = 20.0,
+        chunk_ms: float = DEFAULT_CHUNK_MS,
         realtime: bool = True,
         stop: asyncio.Event | None = None,
     ) -> float:
@@ -305,7 +195,7 @@ class RealtimeClient:
         """
         if chunk_ms <= 0:
             raise ValueError(f"chunk_ms must be positive, got {chunk_ms}")
-        samples = _require_pcm16(pcm)
+        samples = require_pcm16(pcm)
         rate = self.input_rate
         if sample_rate != rate:
             samples = await asyncio.to_thread(resample, samples, sample_rate, rate)
@@ -326,40 +216,6 @@ class RealtimeClient:
             await self.append_audio(piece)
             last_sent = time.monotonic()
         return last_sent
-
-    async def send_silence(
-        self,
-        ms: float,
-        *,
-        realtime: bool = True,
-        chunk_ms: float = 20.0,
-        stop: asyncio.Event | None = None,
-    ) -> float:
-        """Stream ``ms`` milliseconds of digital silence like ``stream_audio``."""
-        rate = self.input_rate
-        silence = np.zeros(max(0, round(rate * ms / 1000.0)), dtype=np.int16)
-        return await self.stream_audio(
-            silence, sample_rate=rate, chunk_ms=chunk_ms, realtime=realtime, stop=stop
-        )
-
-    async def commit(self) -> None:
-        await self.send({"type": "input_audio_buffer.commit"})
-
-    async def clear(self) -> None:
-        await self.send({"type": "input_audio_buffer.clear"})
-
-    async def create_response(self, **params: Any) -> None:
-        """Send ``response.create``; ``params`` become its ``response`` object if given."""
-        event: dict[str, Any] = {"type": "response.create"}
-        if params:
-            event["response"] = params
-        await self.send(event)
-
-    async def cancel_response(self, response_id: str | None = None) -> None:
-        event: dict[str, Any] = {"type": "response.cancel"}
-        if response_id is not None:
-            event["response_id"] = response_id
-        await self.send(event)
 
 
 class _Connecting:

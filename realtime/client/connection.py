@@ -10,6 +10,10 @@ import numpy.typing as npt
 
 from realtime.client.events import ServerEvent
 
+DEFAULT_URL = "ws://127.0.0.1:8080/v1/realtime"  # `step-realtime serve`'s own default
+DEFAULT_OPEN_TIMEOUT_S = 10.0
+DEFAULT_CHUNK_MS = 20.0  # audio per input_audio_buffer.append, as a microphone sends it
+
 
 class RealtimeConnection(Protocol):
     """One open Realtime session: a single queue of typed server events plus a microphone.
@@ -45,7 +49,7 @@ class RealtimeConnection(Protocol):
         pcm: npt.NDArray[np.int16],
         *,
         sample_rate: int,
-        chunk_ms: float = 20.0,
+        chunk_ms: float = DEFAULT_CHUNK_MS,
         realtime: bool = True,
         stop: asyncio.Event | None = None,
     ) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from realtime.client.connection import RealtimeConnection
+from realtime.client.connection import DEFAULT_CHUNK_MS, RealtimeConnection
 from realtime.client.errors import RealtimeServerError
 from realtime.client.events import (
     ErrorEvent,
@@ -271,7 +271,7 @@ async def speak_turn(
     trailing_silence_ms: float = DEFAULT_TRAILING_SILENCE_MS,
     realtime: bool = True,
     timeout: float = DEFAULT_TURN_TIMEOUT_S,  # noqa: ASYNC109
-    chunk_ms: float = 20.0,
+    chunk_ms: float = DEFAULT_CHUNK_MS,
     speech_floor_db: float = DEFAULT_SPEECH_FLOOR_DB,
 ) -> TurnResult:
     """Say ``pcm`` (mono int16 at ``rate``) as a microphone would and collect the reply.

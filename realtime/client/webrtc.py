@@ -2,7 +2,8 @@
 browser makes it: SDP offer to ``POST /v1/realtime/calls``, microphone audio as Opus, reply
 audio as Opus, JSON events on the ``oai-events`` data channel.
 
-It is a ``RealtimeConnection``: reply audio comes out of ``next_event`` as
+It is a ``RealtimeSessionClient``, as the WebSocket client is (the same events, commands and
+session update), and so a ``RealtimeConnection``: reply audio comes out of ``next_event`` as
 ``response.output_audio.delta`` events (see ``webrtc_audio.ReplyAudioDemux``), so
 ``speak_turn`` and ``collect_response`` work over it as over the WebSocket client. Unlike
 a WebSocket, media only flows in real time: ``stream_audio`` always paces at playback
@@ -13,12 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
+from collections.abc import Sequence
 from typing import Any
 
 import av
@@ -28,20 +26,17 @@ import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.client.connection import DEFAULT_CHUNK_MS
 from realtime.client.errors import (
     RealtimeConnectionClosed,
     RealtimeConnectionError,
-    RealtimeServerError,
 )
 from realtime.client.events import (
-    ErrorEvent,
     ServerEvent,
     SessionCreated,
     SessionUpdated,
-    parse_server_event,
-    session_audio_rate,
 )
-from realtime.client.inbox import EventInbox, EventMatch
+from realtime.client.session_client import RealtimeSessionClient, event_id, require_pcm16
 from realtime.client.webrtc_audio import ReplyAudioDemux
 from realtime.webrtc_media.ice import IceServer
 from realtime.webrtc_media.loopback import gather_with_loopback
@@ -58,24 +53,18 @@ log = logging.getLogger(__name__)
 CALLS_PATH = "/v1/realtime/calls"
 
 
-def _event_id() -> str:
-    return f"event_{secrets.token_hex(10)}"
-
-
-class RealtimeWebRtcClient:
+class RealtimeWebRtcClient(RealtimeSessionClient):
     """One Realtime session over WebRTC. Open it with ``await RealtimeWebRtcClient.connect(url)``
     (``url`` is the service's base, e.g. ``http://127.0.0.1:8080``) and close it with
     ``await client.close()`` or ``async with client``."""
 
     def __init__(self, pc: RTCPeerConnection, base_url: str, microphone: PacedAudioTrack) -> None:
+        super().__init__(base_url)
         self._pc = pc
-        self.url = base_url
         self.call_id: str | None = None
         self._microphone = microphone
-        self._inbox = EventInbox(self._closed_error)
-        self._session: dict[str, Any] = {}
         self._channel: RTCDataChannel | None = None
-        self._demux = ReplyAudioDemux(self._enqueue)
+        self._demux = ReplyAudioDemux(self._inbox.put)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stream_count = 0
         self._closed = False
@@ -180,32 +169,12 @@ class RealtimeWebRtcClient:
         await self._pc.close()
         self._inbox.end()
 
-    async def __aenter__(self) -> RealtimeWebRtcClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # -- state -------------------------------------------------------------------------------
-
-    @property
-    def session(self) -> dict[str, Any]:
-        return self._session
 
     @property
     def input_rate(self) -> int:
         """Microphone audio is sent at the media rate (48 kHz); any rate may be given."""
         return MEDIA_SAMPLE_RATE
-
-    @property
-    def output_rate(self) -> int:
-        """The rate of the synthesized ``OutputAudioDelta`` events: the session's output rate."""
-        return session_audio_rate(self._session, "output")
 
     @property
     def connection_state(self) -> str:
@@ -215,9 +184,6 @@ class RealtimeWebRtcClient:
     def closed(self) -> bool:
         return self._closed
 
-    def describe_recent(self) -> str:
-        return self._inbox.describe_recent()
-
     # -- events ----------------------------------------------------------------------------
 
     def _closed_error(self, doing: str) -> RealtimeConnectionClosed:
@@ -225,56 +191,24 @@ class RealtimeWebRtcClient:
             f"the WebRTC call ended ({self.connection_state}) {doing}; {self.describe_recent()}"
         )
 
-    async def next_event(self, timeout: float | None = None) -> ServerEvent:  # noqa: ASYNC109
-        """The next server event (reply audio included as audio delta events)."""
-        return await self._inbox.next_event(timeout)
+    def _outgoing(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Every event on the data channel carries an ``event_id``, as a browser's does."""
+        return {"event_id": event_id(), **event}
 
-    async def wait_for(self, match: EventMatch, timeout: float | None) -> ServerEvent:  # noqa: ASYNC109
-        """Consume events until one matches; the ones before it are discarded."""
-        return await self._inbox.wait_for(match, timeout)
-
-    def events(self) -> AsyncIterator[ServerEvent]:
-        """Iterate over server events until the call ends."""
-        return self._inbox.events()
-
-    async def send(self, event: dict[str, Any]) -> None:
-        """Send one client event on the data channel."""
+    async def _send_message(self, message: str | bytes, doing: str) -> None:
         channel = self._channel
         if channel is None or channel.readyState != "open":
-            raise RealtimeConnectionClosed("the oai-events data channel is not open")
-        channel.send(json.dumps({"event_id": _event_id(), **event}, separators=(",", ":")))
-
-    async def update_session(
-        self,
-        session: dict[str, Any],
-        *,
-        timeout: float = 10.0,  # noqa: ASYNC109
-    ) -> dict[str, Any]:
-        """Send ``session.update`` and return the session the server confirms."""
-        event_id = _event_id()
-        await self.send({"type": "session.update", "event_id": event_id, "session": session})
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self.next_event()
-                if isinstance(event, ErrorEvent) and event.error.event_id in (None, event_id):
-                    raise RealtimeServerError(event, "server rejected session.update")
-                if isinstance(event, SessionUpdated):
-                    return event.session
+            raise RealtimeConnectionClosed(f"the oai-events data channel is not open {doing}")
+        channel.send(message)
 
     def _on_message(self, message: str | bytes) -> None:
-        received_at = time.monotonic()
-        try:
-            event = parse_server_event(json.loads(message), received_at)
-        except ValueError as exc:
-            log.warning("ignoring a data channel message that is not an event: %s", exc)
-            return
+        self._receive(message, time.monotonic())
+
+    def _deliver(self, event: ServerEvent) -> None:
+        """Reply audio comes on the track: the demux puts it between the events it belongs to."""
         if isinstance(event, SessionCreated | SessionUpdated):
-            self._session = event.session
             self._demux.default_rate = event.output_rate
         self._demux.on_event(event)
-
-    def _enqueue(self, event: ServerEvent) -> None:
-        self._inbox.put(event)
 
     def _on_closed(self) -> None:
         self._inbox.end()
@@ -307,7 +241,7 @@ class RealtimeWebRtcClient:
         pcm: npt.NDArray[np.int16],
         *,
         sample_rate: int,
-        chunk_ms: float = 20.0,
+        chunk_ms: float = DEFAULT_CHUNK_MS,
         realtime: bool = True,
         stop: asyncio.Event | None = None,
     ) -> float:
@@ -315,8 +249,7 @@ class RealtimeWebRtcClient:
         which its last sample left (or the start time if none did). Media is always real
         time, so ``realtime`` and ``chunk_ms`` (the track sends 20 ms frames) have no effect.
         Setting ``stop`` cuts the rest."""
-        if pcm.dtype != np.int16 or pcm.ndim != 1:
-            raise TypeError(f"audio must be mono int16 samples, got {pcm.dtype} {pcm.shape}")
+        pcm = require_pcm16(pcm)
         if self._closed:
             raise RealtimeConnectionClosed("the WebRTC call is closed")
         start = time.monotonic()
@@ -340,7 +273,3 @@ class RealtimeWebRtcClient:
                 self._microphone.drop(tag)
             last = await sent
         return last if last is not None else start
-
-    async def send_silence(self, ms: float, *, stop: asyncio.Event | None = None) -> float:
-        silence = np.zeros(max(0, round(MEDIA_SAMPLE_RATE * ms / 1000.0)), dtype=np.int16)
-        return await self.stream_audio(silence, sample_rate=MEDIA_SAMPLE_RATE, stop=stop)

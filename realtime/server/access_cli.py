@@ -12,11 +12,13 @@ from realtime.server.admission import AdmissionLimits
 from realtime.server.auth import KEYS_ENVIRONMENT_VARIABLE, ApiKeyFileError, ApiKeys
 from realtime.server.twilio_signature import AUTH_TOKEN_VARIABLE
 from realtime.session.rate_limits import RateLimits
+from realtime.session.services import SessionSettings
 
 METRICS_TOKEN_VARIABLE = "STEP_REALTIME_METRICS_TOKEN"
 
 
 def add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    settings = SessionSettings()
     access = parser.add_argument_group(
         "access", "Who may use the service and how much (README, 'Security and limits')."
     )
@@ -69,7 +71,7 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: uvicorn's, $FORWARDED_ALLOW_IPS or 127.0.0.1)",
     )  # fmt: skip
     access.add_argument(
-        "--session-minutes", type=float, default=60.0,
+        "--session-minutes", type=float, default=settings.max_session_s / 60,
         help="a session's lifetime (expires_at); it then ends with an error event "
         "(default: %(default)s)",
     )  # fmt: skip
@@ -96,7 +98,7 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: ${AUTH_TOKEN_VARIABLE}; unset: the route needs an API key)",
     )  # fmt: skip
     access.add_argument(
-        "--max-history-mb", type=float, default=16.0,
+        "--max-history-mb", type=float, default=settings.max_history_bytes / 1024 / 1024,
         help="a session's conversation (user audio and text) kept at most, in MiB; the oldest "
         "items are dropped past it (default: %(default)s)",
     )  # fmt: skip

@@ -10,7 +10,17 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from benchmarks import listening_capacity as lc
+from benchmarks.capacity.config import LAG_METRIC
+from benchmarks.capacity.load import masked_text_frame
+from benchmarks.capacity.profile import summarize_profile
+from benchmarks.harness.procfs import cpu_list
+from benchmarks.harness.prometheus import (
+    bucket_quantile,
+    histogram,
+    labelled,
+    metric_delta,
+    parse_metrics,
+)
 
 
 def parse_client_frame(data: bytes) -> Frame:
@@ -27,7 +37,7 @@ def parse_client_frame(data: bytes) -> Frame:
 @pytest.mark.parametrize("length", [3, 125, 126, 1300, 70_000])
 def test_masked_text_frame_parses_back(length: int) -> None:
     text = json.dumps({"type": "input_audio_buffer.append", "audio": "A" * length})
-    frame = parse_client_frame(lc.masked_text_frame(text))
+    frame = parse_client_frame(masked_text_frame(text))
     assert frame.opcode is Opcode.TEXT
     assert frame.fin
     assert bytes(frame.data).decode() == text
@@ -48,21 +58,21 @@ step_realtime_turns_total{source="silence"} %d
 
 
 def test_histogram_delta_quantiles_and_late_frames() -> None:
-    before = lc.parse_metrics(METRICS % (10, 10, 10, 10, 10, 1))
-    after = lc.parse_metrics(METRICS % (60, 150, 200, 210, 210, 4))
-    delta = lc.metric_delta(before, after, "step_realtime_")
-    buckets, count, _ = lc.histogram(delta, lc.LAG_METRIC)
+    before = parse_metrics(METRICS % (10, 10, 10, 10, 10, 1))
+    after = parse_metrics(METRICS % (60, 150, 200, 210, 210, 4))
+    delta = metric_delta(before, after, "step_realtime_")
+    buckets, count, _ = histogram(delta, LAG_METRIC)
     assert count == 200
     assert buckets == [(0.005, 50), (0.05, 140), (0.1, 190), (float("inf"), 200)]
-    assert lc.bucket_quantile(buckets, count, 0.5) == 0.05
-    assert lc.bucket_quantile(buckets, count, 0.99) == float("inf")
-    assert lc.labelled(delta, "step_realtime_turns_total", "source") == {"silence": 3}
+    assert bucket_quantile(buckets, count, 0.5) == 0.05
+    assert bucket_quantile(buckets, count, 0.99) == float("inf")
+    assert labelled(delta, "step_realtime_turns_total", "source") == {"silence": 3}
     assert not any(k.endswith("_created") for k in delta)
 
 
 def test_cpu_list() -> None:
-    assert lc.cpu_list("0") == [0]
-    assert lc.cpu_list("0,2-4") == [0, 2, 3, 4]
+    assert cpu_list("0") == [0]
+    assert cpu_list("0,2-4") == [0, 2, 3, 4]
 
 
 def test_profile_summary(tmp_path: Path) -> None:
@@ -73,7 +83,7 @@ def test_profile_summary(tmp_path: Path) -> None:
         "thread (2): silero-vad_0;_run_rounds (realtime/turns/vad.py:149);"
         "SileroVadModel.infer (realtime/turns/silero.py:85) 70\n"
     )
-    summary = lc.summarize_profile(raw)
+    summary = summarize_profile(raw)
     assert summary["samples"] == 100
     assert summary["threads_pct"] == {"MainThread": 30.0, "silero-vad_0": 70.0}
     assert summary["stages_pct"]["silero VAD model + rounds"] == 70.0

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
 
 RATE = 24_000
 
@@ -48,8 +48,7 @@ def log_of(service: ServiceProcess) -> Path:
 def every_server_event_is_openais(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every event the SDK clients receive in these tests is checked against the ``openai``
     package's models of the GA protocol (this service's extension events aside)."""
-    import realtime.client.client as websocket_client
-    import realtime.client.webrtc as webrtc_client
+    import realtime.client.session_client as sdk_clients
     from realtime.client.events import parse_server_event
     from tests.support.openai_events import validate_server_event
 
@@ -62,7 +61,7 @@ def every_server_event_is_openais(monkeypatch: pytest.MonkeyPatch) -> Iterator[N
             problems.append(f"{data.get('type') if isinstance(data, dict) else data!r}: {exc}")
         return parse_server_event(data, received_at)
 
-    monkeypatch.setattr(websocket_client, "parse_server_event", checked)
-    monkeypatch.setattr(webrtc_client, "parse_server_event", checked)
+    # Both SDK clients (WebSocket and WebRTC) parse what they receive there.
+    monkeypatch.setattr(sdk_clients, "parse_server_event", checked)
     yield
     assert not problems, "server events not in OpenAI's GA shape:\n" + "\n".join(problems[:5])

@@ -17,11 +17,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from benchmarks.harness.offers import make_offer
+from benchmarks.harness.service import ServiceProcess
 from realtime.call import add_call_arguments, main_call
 from realtime.client.client import API_KEY_VARIABLE
 from realtime.server.twilio_signature import twilio_signature
-from tests.realtime.transports.offers import make_offer
-from tests.support.service import ServiceProcess
 from tokenizer.pcm import write_wav
 
 KEY_A = "sk-test-alpha-4f9c2e7d1b"

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import silence, synthesize
 from tests.support.firefox import FIREFOX, firefox_page, microphone_playing
 from tests.support.pulse import PULSEAUDIO, null_sink_server
-from tests.support.service import ServiceProcess
-from tests.support.speech import silence, synthesize
 from tokenizer.pcm import write_wav
 
 pytestmark = pytest.mark.browser

@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
 from tokenizer.pcm import pcm16_to_base64
 
 DRAIN_TIMEOUT_S = 20

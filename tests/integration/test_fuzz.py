@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
 from tokenizer.pcm import pcm16_to_base64
 
 SEED = 20261202

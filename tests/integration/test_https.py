@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.service import ServiceProcess
+from benchmarks.harness.service import ServiceProcess
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

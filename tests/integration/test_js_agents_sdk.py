@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.service import ServiceProcess
-from tests.support.speech import silence, synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import silence, synthesize
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 RATE = 24_000

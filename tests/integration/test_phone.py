@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.support.service import ServiceProcess
+from benchmarks.harness.service import ServiceProcess
 from tokenizer.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 TURN_TIMEOUT_S = 30.0

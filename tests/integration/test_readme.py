@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.service import ServiceProcess
+from benchmarks.harness.service import ServiceProcess
 from tts.espeak import espeak_environment
 
 REPO = Path(__file__).resolve().parents[2]

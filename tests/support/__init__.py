@@ -1,1 +1,2 @@
-"""Test support: a tiny Step-Audio-like stand-in model and a real vLLM CPU server around it."""
+"""Test support that no benchmark needs: Firefox over WebDriver BiDi, a private PulseAudio sink,
+the openai package's validation of events, and the vLLM smoke run."""

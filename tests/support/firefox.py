@@ -17,7 +17,7 @@ from typing import Any
 
 import websockets
 
-from tests.support.service import free_port
+from benchmarks.harness.ports import free_port
 
 FIREFOX = "/usr/bin/firefox-esr"
 _PREFERENCES = {

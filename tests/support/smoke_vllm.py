@@ -28,10 +28,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.support.standin_model import StandinModelInfo, build_standin_model_with
-from tests.support.vllm_server import (
+from benchmarks.harness.prometheus import MetricsSnapshot
+from benchmarks.harness.standin_model import StandinModelInfo, build_standin_model_with
+from benchmarks.harness.vllm_server import (
     SERVED_MODEL_NAME,
-    MetricsSnapshot,
     VllmServer,
     VllmServerConfig,
     default_vllm_python,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support.speech import synthesize
+from benchmarks.harness.speech import synthesize
 from tokenizer.turn_features import (
     SMART_TURN_FRAMES,
     SMART_TURN_N_MELS,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.harness.service import ServiceProcess
 from realtime.client import RealtimeClient, ResponseResult, collect_response
-from tests.support.service import ServiceProcess
 from tests.tts.cosyvoice_http_fake import FakeBehaviour, FakeCosyVoiceHttpServer
 from tests.tts.speech_code import SAMPLES_PER_CHAR, decode_text
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.harness.service import ServiceProcess
 from realtime.bench import main_bench
 from realtime.cli import build_parser
-from tests.support.service import ServiceProcess
 
 # About 4 s of speech: long enough that a barge-in 200 ms into the reply lands while the
 # reply is still being synthesized (the service stops honouring barge-in once synthesis has

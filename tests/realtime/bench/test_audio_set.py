@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import silence, synthesize
 from realtime.bench.audio_set import AudioSetError, builtin_set, load_wav_dir
-from tests.support.speech import silence, synthesize
 from tokenizer.pcm import write_wav
 
 

@@ -13,9 +13,10 @@ from typing import Any
 import matplotlib.image
 import pytest
 
+from benchmarks.harness.ports import free_port
+from benchmarks.harness.service import ServiceProcess
 from realtime.bench.metrics import CLIENT_METRICS
 from tests.realtime.bench.conftest import BenchRun, run_bench, short_audio_args
-from tests.support.service import ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow  # runs the bench against the real service
 

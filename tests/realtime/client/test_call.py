@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.harness.ports import free_port
 from realtime.call import add_call_arguments, main_call, run_call
 from tests.realtime.client.fake_server import FakeRealtimeServer, FakeScript
 from tests.realtime.client.support import utterance
-from tests.support.ports import free_port
 from tokenizer.pcm import read_wav, write_wav
 
 

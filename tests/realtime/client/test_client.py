@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import realtime.client.client as client_module
+from benchmarks.harness.ports import free_port
 from realtime.client import (
     RealtimeClient,
     RealtimeConnectionClosed,
@@ -20,7 +21,6 @@ from realtime.client import (
 )
 from tests.realtime.client.fake_server import FakeRealtimeServer, FakeScript
 from tests.realtime.client.support import utterance
-from tests.support.ports import free_port
 
 # Hang guard for operations that must fail fast; far above what they take.
 FAIL_FAST_S = 5.0

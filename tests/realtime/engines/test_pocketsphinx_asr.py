@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import low_noise, silence, synthesize
 from realtime.engines.pocketsphinx_asr import (
     PocketsphinxTranscriber,
     TranscriberClosedError,
 )
-from tests.support.speech import low_noise, silence, synthesize
 
 GREETING = "Hello there, how are you doing today?"
 COUNTING = "One two three four five six seven."

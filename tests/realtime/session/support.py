@@ -6,19 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 
-from realtime.engines.base import (
-    AnswerDelta,
-    EngineCapabilities,
-    EngineEvent,
-    EngineInfo,
-    EngineRequest,
-)
+from benchmarks.harness.recording_engine import RecordingEngine
 from realtime.session.outbox import AudioFrame, EventMessage, Outgoing
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
@@ -28,48 +21,6 @@ from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
 from tokenizer.pcm import pcm16_to_base64
 from tts.espeak import EspeakTts
-
-
-@dataclass
-class RecordingEngineSession:
-    """Records every request and answers each with the deltas of ``answer``."""
-
-    prefills: list[EngineRequest] = field(default_factory=list)
-    streams: list[EngineRequest] = field(default_factory=list)
-    answer: tuple[str, ...] = ("Okay.",)
-
-    async def prefill(self, request: EngineRequest) -> None:
-        self.prefills.append(request)
-
-    async def stream(self, request: EngineRequest) -> AsyncGenerator[EngineEvent, None]:
-        self.streams.append(request)
-        for delta in self.answer:
-            yield AnswerDelta(delta)
-
-    async def aclose(self) -> None:
-        pass
-
-
-@dataclass
-class RecordingEngine:
-    session: RecordingEngineSession = field(default_factory=RecordingEngineSession)
-    capabilities: ClassVar[EngineCapabilities] = EngineCapabilities()
-    info: EngineInfo = field(default_factory=lambda: EngineInfo("recording", "recording"))
-
-    async def start(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-    def admission_problem(self) -> str | None:
-        return None
-
-    def load_report(self) -> dict[str, dict[str, float]]:
-        return {}
-
-    def open_session(self) -> RecordingEngineSession:
-        return self.session
 
 
 class RecordingSink:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from benchmarks.harness.echo_room import Room, room_services, run_room
 from realtime.protocol.session_config import (
     AudioConfig,
     EchoCancellation,
@@ -28,7 +29,6 @@ from tests.realtime.session.support import (
     until,
     update_input_audio,
 )
-from tests.support.echo_room import Room, room_services, run_room
 from tests.support.openai_events import validate_server_event
 
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import silence, synthesize
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.turns.input import TurnSettings
 from tests.realtime.session.support import RecordingSink, append, session_services, until
-from tests.support.speech import silence, synthesize
 
 FRAME_MS = 20
 SILENCE_MS = 500

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from benchmarks.harness.speech import synthesize
 from realtime.conversation import UserAudioItem
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from tests.realtime.session.support import RecordingSink, session_services, until
-from tests.support.speech import synthesize
 from tokenizer.g711 import alaw_encode, ulaw_encode
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import silence, synthesize
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from tests.realtime.session.support import (
@@ -24,7 +25,6 @@ from tests.realtime.session.support import (
     session_services,
     until,
 )
-from tests.support.speech import silence, synthesize
 
 pytestmark = pytest.mark.slow  # speaks at real-time pace
 

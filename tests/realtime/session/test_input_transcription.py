@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from benchmarks.harness.speech import silence, synthesize
 from realtime.engines.sim import SimEngine, SimParams
 from realtime.session.services import SessionServices, SessionSettings
 from tests.realtime.session.support import append, running_session, session_services, until
 from tests.support.openai_events import validate_server_event
-from tests.support.speech import silence, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import silence, synthesize
 from realtime.conversation import UserAudioItem
 from realtime.engines.base import EngineRequest
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.turns.input import TurnSettings
 from tests.realtime.session.support import RecordingSink, feed, session_services, until
-from tests.support.speech import silence, synthesize
 
 RATE = 24_000
 SPEECH = "One two three four five six seven eight nine ten, and then some more words."

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from benchmarks.harness.noise import fan_noise
 from realtime.conversation import UserAudioItem
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
@@ -19,7 +20,6 @@ from tests.realtime.session.support import (
     until,
     update_input_audio,
 )
-from tests.support.noise import fan_noise
 
 RATE = 24_000
 

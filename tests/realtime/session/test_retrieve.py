@@ -11,6 +11,7 @@ import pytest
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
+from benchmarks.harness.speech import synthesize
 from realtime.session.services import SessionServices, SessionSettings
 from tests.realtime.session.support import (
     append,
@@ -19,7 +20,6 @@ from tests.realtime.session.support import (
     session_services,
     until,
 )
-from tests.support.speech import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
 from realtime.client import (
     OutputAudioDelta,
     OutputAudioTranscriptDelta,
@@ -14,8 +16,6 @@ from realtime.client import (
     ReasoningDelta,
     speak_turn,
 )
-from tests.support.service import ServiceProcess
-from tests.support.speech import synthesize
 
 pytestmark = pytest.mark.slow  # starts the real service
 

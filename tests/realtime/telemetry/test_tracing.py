@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from benchmarks.harness.speech import silence, synthesize
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.telemetry.tracing import (
@@ -20,7 +21,6 @@ from realtime.telemetry.tracing import (
 )
 from realtime.turns.input import TurnSettings
 from tests.realtime.session.support import RecordingSink, feed, session_services, until
-from tests.support.speech import silence, synthesize
 
 RATE = 24_000
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.support.service import ServiceProcess
-from tests.support.speech import silence, synthesize
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import silence, synthesize
 
 UTTERANCE = "Hello there, how are you doing today?"
 

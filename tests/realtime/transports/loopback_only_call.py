@@ -12,9 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.harness.service import ServiceProcess
 from realtime.client.errors import RealtimeConnectionError
 from realtime.client.webrtc import RealtimeWebRtcClient
-from tests.support.service import ServiceProcess
 
 OPEN_TIMEOUT_S = 8.0
 

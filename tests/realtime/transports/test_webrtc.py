@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import uvicorn
 
+from benchmarks.harness.offers import make_offer
+from benchmarks.harness.service import ServiceProcess
 from realtime.client.events import OutputAudioDelta, ResponseDone, ServerEvent
 from realtime.client.turn import speak_turn
 from realtime.client.webrtc import RealtimeWebRtcClient
@@ -27,8 +29,6 @@ from realtime.server.app import create_app
 from realtime.server.resources import ServiceOptions
 from realtime.transports.webrtc.options import WebRtcOptions
 from tests.realtime.transports.conftest import active_sessions, wait_for_active_sessions
-from tests.realtime.transports.offers import make_offer
-from tests.support.service import ServiceProcess
 
 pytestmark = pytest.mark.slow  # WebRTC calls streaming at real-time pace
 

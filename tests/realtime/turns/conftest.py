@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import synthesize
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
-from tests.support.speech import synthesize
 
 SENTENCE = "Hello there, how are you doing today?"
 

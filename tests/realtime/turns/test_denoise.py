@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.harness.noise import false_starts, fan_noise, noisy_conversation, speech_starts
 from realtime.protocol.session_config import NoiseReduction, ServerVad
 from realtime.turns.denoise import (
     NOISE_REDUCTION_STAGE,
@@ -13,7 +14,6 @@ from realtime.turns.denoise import (
     noise_reduction_stage,
 )
 from realtime.turns.vad import VadBatcher
-from tests.support.noise import false_starts, fan_noise, noisy_conversation, speech_starts
 
 RATE = 16_000
 

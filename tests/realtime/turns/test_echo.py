@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.harness.echo_room import REPLY_TEXT, Room
+from benchmarks.harness.speech import synthesize
 from realtime.protocol.session_config import EchoCancellation
 from realtime.turns.echo import (
     ECHO_CANCELLATION_STAGE,
@@ -12,8 +14,6 @@ from realtime.turns.echo import (
     FarEndReference,
     echo_cancellation_stage,
 )
-from tests.support.echo_room import REPLY_TEXT, Room
-from tests.support.speech import synthesize
 
 RATE = 16_000
 FRAME = 320

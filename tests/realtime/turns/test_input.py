@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import silence, synthesize
 from realtime.protocol.session_config import SemanticVad, ServerVad
 from realtime.turns.end_of_turn import end_of_turn_timing
 from realtime.turns.input import (
@@ -24,7 +25,6 @@ from realtime.turns.input import (
 )
 from realtime.turns.vad import VadBatcher
 from tests.realtime.session.support import until
-from tests.support.speech import silence, synthesize
 
 FRAME = 320  # 20 ms at 16 kHz
 

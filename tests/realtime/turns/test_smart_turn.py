@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from benchmarks.harness.speech import low_noise, silence, synthesize
 from realtime.turns.smart_turn import (
     SMART_TURN_THRESHOLD,
     SmartTurnBatcher,
@@ -22,7 +23,6 @@ from realtime.turns.smart_turn import (
     SmartTurnModel,
     smart_turn_model_path,
 )
-from tests.support.speech import low_noise, silence, synthesize
 
 COMPLETE = "Can you tell me what the weather is like today?"
 CUT_OFF = "I was thinking that maybe we could"

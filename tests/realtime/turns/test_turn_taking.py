@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.harness.speech import energy_spans, frames_of, low_noise, silence, synthesize
 from realtime.turns.turn_detector import (
     SpeechStarted,
     SpeechStopped,
@@ -11,7 +12,6 @@ from realtime.turns.turn_detector import (
     TurnDetector,
 )
 from realtime.turns.vad import VadBatcher
-from tests.support.speech import energy_spans, frames_of, low_noise, silence, synthesize
 
 FRAME_20MS = 320
 TOLERANCE = 1600  # 100 ms at 16 kHz

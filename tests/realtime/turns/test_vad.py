@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from benchmarks.harness.speech import energy_spans, frames_of, low_noise, silence, synthesize
 from realtime.turns.silero import SILERO_CHUNK_SAMPLES, SILERO_CONTEXT_SAMPLES, SileroVadModel
 from realtime.turns.vad import (
     LEVEL_SUBFRAMES,
@@ -16,7 +17,6 @@ from realtime.turns.vad import (
     VadStream,
     levels_db,
 )
-from tests.support.speech import energy_spans, frames_of, low_noise, silence, synthesize
 
 FRAME_20MS = 320
 

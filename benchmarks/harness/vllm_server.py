@@ -15,9 +15,9 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.ports import free_port
+from benchmarks.harness.ports import free_port
+from benchmarks.harness.prometheus import MetricsSnapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON_ENV = "STEP_VLLM_PYTHON"
@@ -102,46 +102,6 @@ class VllmServerConfig:
         )
         env.update(self.extra_env)
         return env
-
-
-@dataclass(frozen=True)
-class MetricSample:
-    """One Prometheus sample, e.g. `vllm:prefix_cache_hits_total{model_name="..."} 42`."""
-
-    name: str
-    labels: Mapping[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class MetricsSnapshot:
-    """The server's `/metrics` at one moment."""
-
-    samples: tuple[MetricSample, ...]
-
-    @classmethod
-    def parse(cls, text: str) -> MetricsSnapshot:
-        return cls(
-            tuple(
-                MetricSample(sample.name, dict(sample.labels), float(sample.value))
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-            )
-        )
-
-    def names(self) -> set[str]:
-        return {sample.name for sample in self.samples}
-
-    def value(self, name: str, **labels: str) -> float:
-        """Sum of the samples called `name` whose labels include `labels`; KeyError if none."""
-        matching = [
-            sample.value
-            for sample in self.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-        ]
-        if not matching:
-            raise KeyError(name)
-        return sum(matching)
 
 
 class VllmServer:

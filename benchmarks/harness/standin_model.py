@@ -25,7 +25,7 @@ model then writes reply text and ends with `<|EOT|>`.
 Nothing is downloaded. Torch, transformers and tokenizers are needed only to build, so
 they are imported inside the build functions: the project's own virtualenv (which has no
 torch) can import this module to read a built model's metadata, and builds by running
-`python -m tests.support.standin_model --out DIR` with the vLLM virtualenv's interpreter.
+`python -m benchmarks.harness.standin_model --out DIR` with the vLLM virtualenv's interpreter.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def build_standin_model_with(
 ) -> StandinModelInfo:
     """Builds the model by running this module's CLI with another interpreter (the vLLM venv's)."""
     repo_root = Path(__file__).resolve().parents[2]
-    command = [str(python), "-m", "tests.support.standin_model", "--out", str(out_dir)]
+    command = [str(python), "-m", "benchmarks.harness.standin_model", "--out", str(out_dir)]
     for name, value in options.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
     completed = subprocess.run(

@@ -1,4 +1,4 @@
-"""Run the real service (``python -m realtime serve``) on a free 127.0.0.1 port, for tests."""
+"""Run the real service (``python -m realtime serve``) on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from types import TracebackType
 
 import httpx
 
-from tests.support.ports import free_port
+from benchmarks.harness.ports import free_port
 
 
 class ServiceProcess:
@@ -39,6 +39,11 @@ class ServiceProcess:
     def pid(self) -> int:
         assert self._process is not None, "the service is not running"
         return self._process.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """The service's exit status if it has exited on its own; None while it runs."""
+        return self._process.poll() if self._process is not None else None
 
     @property
     def http_url(self) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.harness.recording_engine import RecordingEngine, RecordingEngineSession
+from benchmarks.harness.speech import energy_spans, synthesize
 from realtime.protocol.session_config import (
     AudioConfig,
     EchoCancellation,
@@ -39,8 +41,6 @@ from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
 from realtime.turns.input import ReplyPaused, TurnEvent
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
-from tests.realtime.session.support import RecordingEngine, RecordingEngineSession
-from tests.support.speech import energy_spans, synthesize
 from tts.espeak import EspeakTts
 
 RATE = 16_000

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from benchmarks.harness.speech import synthesize
 from realtime.protocol.session_config import ServerVad
 from realtime.turns.input import TurnEvent, TurnInput, TurnSettings, UserSpeechStarted
 from realtime.turns.stages import AudioStage
 from realtime.turns.vad import VadBatcher
-from tests.support.speech import synthesize
 
 RATE = 16_000
 FRAME = 320  # 20 ms
