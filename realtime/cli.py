@@ -23,12 +23,15 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     from realtime.engines.sim import TOOL_CALL_MODES, SimParams
     from realtime.engines.vllm.cli_args import add_vllm_arguments
     from realtime.protocol.client_events import DEFAULT_MAX_EVENT_BYTES
-    from realtime.protocol.session_config import DEFAULT_SILENCE_DURATION_MS, SemanticVad
+    from realtime.protocol.session_config import (
+        DEFAULT_SILENCE_DURATION_MS,
+        PHONE_CALLS_CANCEL_ECHO,
+        SemanticVad,
+    )
     from realtime.server.access_cli import add_access_arguments
     from realtime.session.outbox import DEFAULT_LEAD_MS
     from realtime.speaking.base import SpeakingParams
     from realtime.speaking.factory import POLICY_NAMES
-    from realtime.turns.echo import PHONE_CALLS_CANCEL_ECHO
     from realtime.turns.interruption import InterruptionParams
     from realtime.turns.turn_audio import DEFAULT_PREFILL_CHUNK_S
     from tts.cosyvoice_cli import add_cosyvoice_arguments

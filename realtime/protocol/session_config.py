@@ -137,6 +137,11 @@ class EchoCancellation(_Strict):
     type: Literal["server"] = "server"
 
 
+PHONE_CALLS_CANCEL_ECHO = True
+"""The server's default for phone calls (a phone on speaker hears the reply; Twilio's media
+streams do not cancel it)."""
+
+
 class InputAudio(_Strict):
     format: AudioFormat = Field(default_factory=PcmFormat)
     turn_detection: TurnDetection | None = Field(default_factory=ServerVad)

@@ -11,14 +11,13 @@ from realtime.server.access import AccessOptions
 from realtime.server.admission import AdmissionLimits
 from realtime.server.auth import KEYS_ENVIRONMENT_VARIABLE, ApiKeyFileError, ApiKeys
 from realtime.server.twilio_signature import AUTH_TOKEN_VARIABLE
+from realtime.session.limits import MAX_HISTORY_BYTES, MAX_SESSION_S
 from realtime.session.rate_limits import RateLimits
-from realtime.session.services import SessionSettings
 
 METRICS_TOKEN_VARIABLE = "STEP_REALTIME_METRICS_TOKEN"
 
 
 def add_access_arguments(parser: argparse.ArgumentParser) -> None:
-    settings = SessionSettings()
     access = parser.add_argument_group(
         "access", "Who may use the service and how much (README, 'Security and limits')."
     )
@@ -71,7 +70,7 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: uvicorn's, $FORWARDED_ALLOW_IPS or 127.0.0.1)",
     )  # fmt: skip
     access.add_argument(
-        "--session-minutes", type=float, default=settings.max_session_s / 60,
+        "--session-minutes", type=float, default=MAX_SESSION_S / 60,
         help="a session's lifetime (expires_at); it then ends with an error event "
         "(default: %(default)s)",
     )  # fmt: skip
@@ -98,7 +97,7 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: ${AUTH_TOKEN_VARIABLE}; unset: the route needs an API key)",
     )  # fmt: skip
     access.add_argument(
-        "--max-history-mb", type=float, default=settings.max_history_bytes / 1024 / 1024,
+        "--max-history-mb", type=float, default=MAX_HISTORY_BYTES / 1024 / 1024,
         help="a session's conversation (user audio and text) kept at most, in MiB; the oldest "
         "items are dropped past it (default: %(default)s)",
     )  # fmt: skip

@@ -8,14 +8,14 @@ from typing import Any, Protocol
 
 from realtime.engines.base import Engine
 from realtime.protocol.client_events import DEFAULT_MAX_EVENT_BYTES
-from realtime.protocol.session_config import SessionConfig
+from realtime.protocol.session_config import PHONE_CALLS_CANCEL_ECHO, SessionConfig
+from realtime.session.limits import MAX_HISTORY_BYTES, MAX_SESSION_S
 from realtime.session.outbox import DEFAULT_LEAD_MS, Outgoing
 from realtime.session.rate_limits import RateLimits
 from realtime.speaking.base import SpeakingParams, SpeakingPolicy
 from realtime.speaking.factory import DEFAULT_POLICY
 from realtime.telemetry.metrics import ServiceMetrics
 from realtime.telemetry.tracing import Tracing
-from realtime.turns.echo import PHONE_CALLS_CANCEL_ECHO
 from realtime.turns.end_of_turn import TurnScorer
 from realtime.turns.input import TurnSettings
 from realtime.turns.vad import VadBatcher
@@ -39,11 +39,10 @@ class SessionSettings:
     default_config: SessionConfig = field(default_factory=SessionConfig)
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     max_input_buffer_s: float = 600.0
-    max_history_bytes: int = 16 * 1024 * 1024
+    max_history_bytes: int = MAX_HISTORY_BYTES
     """The conversation's items (audio and text) beyond this are dropped, oldest first: about
     8 minutes of user audio, well past what the engine's prompt window keeps."""
-    max_session_s: float = 3600.0
-    """A session's lifetime (``expires_at``), as OpenAI's: 60 minutes."""
+    max_session_s: float = MAX_SESSION_S
     rate_limits: RateLimits = field(default_factory=RateLimits)
     frame_ms: int = 20
     audio_lead_ms: float = DEFAULT_LEAD_MS

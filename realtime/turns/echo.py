@@ -35,9 +35,6 @@ from tokenizer import ENGINE_SAMPLE_RATE
 from tokenizer.resample import StreamResampler
 
 ECHO_CANCELLATION_STAGE = "echo_cancellation"
-PHONE_CALLS_CANCEL_ECHO = True
-"""The server's default for phone calls (a phone on speaker hears the reply; Twilio's media
-streams do not cancel it)."""
 
 _RATE = ENGINE_SAMPLE_RATE
 _BLOCK = _RATE // 100  # AEC3's 10 ms block
