@@ -91,8 +91,10 @@ def phone_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceP
 
 @dataclass
 class FakeTwilio:
-    """Twilio's side of a Media Streams call: sends the caller's audio, "plays" the reply in
-    real time and echoes each mark once the audio before it has played (at once on clear)."""
+    """Twilio's side of a Media Streams call: streams the caller's line in real time, 20 ms
+    frames without a gap (silence when no one speaks, as Twilio does: the server's echo
+    canceller places the reply on that timeline), "plays" the reply in real time and echoes
+    each mark once the audio before it has played (at once on clear)."""
 
     ws: Any
     stream_sid: str = "MZ0123456789abcdef0123456789abcdef"
@@ -103,6 +105,9 @@ class FakeTwilio:
     _mark_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _sequence: int = 0
+    _line: list[np.ndarray] = field(default_factory=list)  # speech waiting to be streamed
+    _streamed: int = 0  # frames sent
+    _line_sent: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def send(self, message: dict[str, Any]) -> None:
         self._sequence += 1
@@ -126,15 +131,26 @@ class FakeTwilio:
             }
         )
 
-    async def speak(self, pcm: np.ndarray, *, realtime: bool) -> None:
+    async def stream_line(self) -> None:
+        """The caller's line, one frame every 20 ms for the whole call."""
         started = time.monotonic()
-        for index, start in enumerate(range(0, len(pcm), FRAME)):
-            payload = base64.b64encode(ulaw_encode(pcm[start : start + FRAME])).decode()
-            media = {"track": "inbound", "chunk": str(index), "timestamp": str(index * 20)}
-            media["payload"] = payload
+        while True:
+            frame = self._line.pop(0) if self._line else np.zeros(FRAME, np.int16)
+            payload = base64.b64encode(ulaw_encode(frame)).decode()
+            media = {"track": "inbound", "chunk": str(self._streamed),
+                     "timestamp": str(self._streamed * 20), "payload": payload}  # fmt: skip
             await self.send({"event": "media", "streamSid": self.stream_sid, "media": media})
-            if realtime:
-                await asyncio.sleep(max(0.0, started + (index + 1) * 0.02 - time.monotonic()))
+            self._streamed += 1
+            if not self._line:
+                self._line_sent.set()
+            await asyncio.sleep(max(0.0, started + self._streamed * 0.02 - time.monotonic()))
+
+    async def speak(self, pcm: np.ndarray) -> None:
+        """Says ``pcm`` on the line; returns once it has been streamed."""
+        padded = np.concatenate([pcm, np.zeros(-len(pcm) % FRAME, np.int16)])
+        self._line_sent.clear()
+        self._line.extend(np.split(padded, len(padded) // FRAME))
+        await self._line_sent.wait()
 
     async def listen(self) -> None:
         async for raw in self.ws:
@@ -183,9 +199,11 @@ async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_o
     async with websockets.connect(url) as ws:
         twilio = FakeTwilio(ws)
         listener = asyncio.create_task(twilio.listen())
+        line: asyncio.Task[None] | None = None
         try:
             await ws.send("this is not JSON")  # ignored; the call goes on
             await twilio.start_call()
+            line = asyncio.create_task(twilio.stream_line())
 
             # Turn 1: the reply is played in full, marked along the way and at its end, and
             # every mark comes back.
@@ -193,7 +211,7 @@ async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_o
                 names = [m["mark"]["name"] for m in twilio.events("mark")]
                 return [name for name in names if name.endswith(".end")]
 
-            await twilio.speak(np.concatenate([first, pause]), realtime=False)
+            await twilio.speak(np.concatenate([first, pause]))
             await twilio.wait_for(end_marks)
             media_before_mark = len(twilio.events("media"))
             assert media_before_mark > 25, "at least half a second of reply audio"
@@ -204,9 +222,9 @@ async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_o
             assert not twilio.events("clear")
 
             # Turn 2: the caller talks over the reply; Twilio is told to drop what it holds.
-            await twilio.speak(np.concatenate([second, pause]), realtime=False)
+            await twilio.speak(np.concatenate([second, pause]))
             await twilio.wait_for(lambda: len(twilio.events("media")) > media_before_mark + 10)
-            await twilio.speak(np.concatenate([interruption, pause]), realtime=True)
+            await twilio.speak(np.concatenate([interruption, pause]))
             await twilio.wait_for(lambda: twilio.events("clear"), within_s=10)
             marks = [m["mark"]["name"] for m in twilio.events("mark")]
             assert len(marks) == len(set(marks)), "every mark is told apart"
@@ -217,11 +235,13 @@ async def test_a_phone_call_over_twilio_media_streams_replies_marks_and_clears_o
             await twilio.wait_for(
                 lambda: any(m["event"] == "media" for m in twilio.received[after_clear:])
             )
+            line.cancel()
             stop = {"event": "stop", "streamSid": twilio.stream_sid, "stop": {"callSid": "CA0"}}
             await twilio.send(stop)
             async with asyncio.timeout(10):
                 await listener  # the server hangs up after "stop"
         finally:
-            for task in (listener, *twilio._mark_tasks):
+            tasks = [listener, *twilio._mark_tasks, *([line] if line is not None else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(listener, *twilio._mark_tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -67,6 +67,7 @@ DEPLOY_CHAT_TEMPLATE = REPO_ROOT / "deploy" / "vllm" / "step_audio_r1_chat_templ
 RATE = 24_000
 TURN_TIMEOUT_S = 90.0
 RUNNING = "vllm:num_requests_running"
+WAITING = "vllm:num_requests_waiting"
 PREFIX_HITS = "vllm:prefix_cache_hits_total"
 REQUESTS_DONE = "vllm:request_success_total"
 THINKING_MIN_TOKENS = 100
@@ -176,6 +177,9 @@ class GaugeTrace:
 
     def before(self, moment: float) -> MetricsSnapshot:
         return [snapshot for at, snapshot in self.samples if at < moment][-1]
+
+    def max_before(self, name: str, moment: float) -> float:
+        return max(snapshot.value(name) for at, snapshot in self.samples if at < moment)
 
 
 @contextlib.asynccontextmanager
@@ -443,11 +447,12 @@ async def test_incremental_prefill_fills_the_prefix_cache_while_the_user_speaks(
     assert turn.response.status == "completed", turn.response.errors
     during_speech = trace.before(stopped_at)
 
-    # Prefill requests ran while the user was still speaking. How many finished before the
-    # end of speech depends on how busy the CPU is (a prefill waits for the one in flight),
-    # so one is what the test asks for (and so no prefix hit among them): the turn's own
-    # request hitting what they cached says the rest.
-    assert during_speech.value(REQUESTS_DONE) > before.value(REQUESTS_DONE)
+    # Prefill requests ran while the user was still speaking: one finished, or (on a busy
+    # CPU, where a prefill takes seconds) one was seen running or waiting. How many finished
+    # depends on the load, so the turn's own request hitting what they cached says the rest.
+    prefilled = during_speech.value(REQUESTS_DONE) > before.value(REQUESTS_DONE)
+    in_flight = trace.max_before(RUNNING, stopped_at) + trace.max_before(WAITING, stopped_at)
+    assert prefilled or in_flight >= 1
     assert trace.samples[-1][1].value(PREFIX_HITS) > during_speech.value(PREFIX_HITS)
     # The turn's real request found most of its prompt (all but the last chunk) cached.
     usage = turn.response.done.response.usage or {}
