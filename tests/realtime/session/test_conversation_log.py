@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import numpy as np
 import pytest
 
-from realtime.conversation import AssistantItem, UserTextItem
+from realtime.conversation import AssistantItem, UserAudioItem, UserTextItem
 from realtime.engines.base import InputTranscription
 from realtime.protocol import client_events as ce
 from realtime.protocol.errors import ProtocolError
@@ -123,3 +124,19 @@ def test_engine_request_leaves_out_a_reply_in_progress() -> None:
     assert [item.id for item in request.conversation.items] == ["a"]
     assert log.item_before("r") == "a"
     assert log.item_before("a") is None
+
+
+def test_committed_user_audio_takes_its_first_transcription_only() -> None:
+    log, outbox = make_log()
+    log.commit_user_audio(UserAudioItem("u", chunks=[np.zeros(1600, dtype=np.int16)]))
+    assert outbox.types() == [
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+    ]
+    log.add_transcription(InputTranscription("u", "first"))
+    log.add_transcription(InputTranscription("u", "second"))
+    item = log.items[0]
+    assert isinstance(item, UserAudioItem) and item.transcript == "first"
+    done = [e for e in outbox.events if e["type"].endswith("transcription.completed")]
+    assert [e["transcript"] for e in done] == ["first"]
