@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from realtime import __version__
 
 if TYPE_CHECKING:
+    from realtime.engines.sim import SimParams
     from realtime.webrtc_media.ice import IceServer
 
 
@@ -94,42 +95,49 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sim_defaults = SimParams()
     sim.add_argument(
-        "--sim-prefill-tps", type=float, default=sim_defaults.prefill_tokens_per_s,
-        help="prefill throughput, prompt tokens per second (default: %(default)s)",
+        "--sim-profile", type=_sim_profile, metavar="FILE",
+        help="JSON object of the simulator's figures (SimParams fields, such as "
+        "benchmarks/gpu_check.py writes from measurements); --sim-* flags override it",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-ttft-ms", type=float, default=sim_defaults.ttft_ms,
-        help="time to first token with nothing left to prefill (default: %(default)s)",
+        "--sim-prefill-tps", type=float, default=None,
+        help="prefill throughput, prompt tokens per second "
+        f"(default: {sim_defaults.prefill_tokens_per_s})",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-itl-ms", type=float, default=sim_defaults.itl_ms,
-        help="inter-token latency of a lone stream (default: %(default)s)",
+        "--sim-ttft-ms", type=float, default=None,
+        help=f"time to first token with nothing left to prefill (default: {sim_defaults.ttft_ms})",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-batch-slowdown", type=float, default=sim_defaults.batch_slowdown,
+        "--sim-itl-ms", type=float, default=None,
+        help=f"inter-token latency of a lone stream (default: {sim_defaults.itl_ms})",
+    )  # fmt: skip
+    sim.add_argument(
+        "--sim-batch-slowdown", type=float, default=None,
         help="extra inter-token latency per other stream decoding at once, as a fraction "
-        "(default: %(default)s)",
+        f"(default: {sim_defaults.batch_slowdown})",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-reasoning-tokens", type=int, default=sim_defaults.reasoning_tokens,
-        help="mean reasoning length in tokens (default: %(default)s)",
+        "--sim-reasoning-tokens", type=int, default=None,
+        help=f"mean reasoning length in tokens (default: {sim_defaults.reasoning_tokens})",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-answer-tokens", type=int, default=sim_defaults.answer_tokens,
-        help="mean reply length in tokens (default: %(default)s)",
+        "--sim-answer-tokens", type=int, default=None,
+        help=f"mean reply length in tokens (default: {sim_defaults.answer_tokens})",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-length-jitter", type=float, default=sim_defaults.length_jitter,
-        help="lengths vary uniformly within this fraction of the mean (default: %(default)s)",
+        "--sim-length-jitter", type=float, default=None,
+        help="lengths vary uniformly within this fraction of the mean "
+        f"(default: {sim_defaults.length_jitter})",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-seed", type=int, default=sim_defaults.seed,
-        help="seed of the simulated words (default: %(default)s)",
+        "--sim-seed", type=int, default=None,
+        help=f"seed of the simulated words (default: {sim_defaults.seed})",
     )  # fmt: skip
     sim.add_argument(
-        "--sim-tool-calls", choices=TOOL_CALL_MODES, default=sim_defaults.tool_calls,
+        "--sim-tool-calls", choices=TOOL_CALL_MODES, default=None,
         help="'first-turn': a turn offered tools calls the first one before it answers, and "
-        "answers once the client has sent the call's output (default: %(default)s)",
+        f"answers once the client has sent the call's output (default: {sim_defaults.tool_calls})",
     )  # fmt: skip
 
     speaking = parser.add_argument_group(
@@ -246,6 +254,35 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def sim_params_of(args: argparse.Namespace) -> SimParams:
+    """The sim engine's figures: defaults, then --sim-profile, then the --sim-* flags given."""
+    from realtime.engines.sim_profile import sim_params_from
+
+    return sim_params_from(
+        args.sim_profile or {},
+        {
+            "prefill_tokens_per_s": args.sim_prefill_tps,
+            "ttft_ms": args.sim_ttft_ms,
+            "itl_ms": args.sim_itl_ms,
+            "batch_slowdown": args.sim_batch_slowdown,
+            "reasoning_tokens": args.sim_reasoning_tokens,
+            "answer_tokens": args.sim_answer_tokens,
+            "length_jitter": args.sim_length_jitter,
+            "seed": args.sim_seed,
+            "tool_calls": args.sim_tool_calls,
+        },
+    )
+
+
+def _sim_profile(text: str) -> dict[str, object]:
+    from realtime.engines.sim_profile import read_sim_profile
+
+    try:
+        return read_sim_profile(Path(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _ice_server(text: str) -> IceServer:
     from realtime.webrtc_media.ice import IceServer, IceServerError
 
@@ -268,7 +305,6 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from realtime.engines.factory import EngineOptions, engine_capabilities
-    from realtime.engines.sim import SimParams
     from realtime.engines.vllm.cli_args import vllm_options_from
     from realtime.protocol.session_config import (
         AudioConfig,
@@ -310,17 +346,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_buffered_audio_ms=args.max_buffered_ms,
             first_formulation_tokens=args.first_formulation_tokens,
         )
-        sim = SimParams(
-            prefill_tokens_per_s=args.sim_prefill_tps,
-            ttft_ms=args.sim_ttft_ms,
-            itl_ms=args.sim_itl_ms,
-            batch_slowdown=args.sim_batch_slowdown,
-            reasoning_tokens=args.sim_reasoning_tokens,
-            answer_tokens=args.sim_answer_tokens,
-            length_jitter=args.sim_length_jitter,
-            seed=args.sim_seed,
-            tool_calls=args.sim_tool_calls,
-        )
+        sim = sim_params_of(args)
         vllm = vllm_options_from(args) if args.engine == "vllm" else None
         access = access_options_from(args)
     except ValueError as exc:

@@ -54,6 +54,9 @@ class VllmServerConfig:
     log_path: Path | None = None  # default: <model_dir>/../vllm-<port>.log
     extra_args: tuple[str, ...] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # GPU: no CPU-only settings; tensor parallel over this many GPUs (benchmarks/gpu_check.py).
+    gpu: bool = False
+    tensor_parallel_size: int = 1
 
     def command(self, port: int) -> list[str]:
         template = self.chat_template or self.model_dir / "chat_template.jinja"
@@ -76,15 +79,16 @@ class VllmServerConfig:
             "--chat-template",
             str(template),
             "--interleave-mm-strings",
-            # CPU-only settings: no graph capture or compilation, one in-process worker.
-            "--enforce-eager",
-            "--distributed-executor-backend",
-            "uni",
             "--disable-uvicorn-access-log",
             "--enable-prefix-caching"
             if self.enable_prefix_caching
             else "--no-enable-prefix-caching",
         ]
+        if self.gpu:
+            args += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
+        else:
+            # CPU-only settings: no graph capture or compilation, one in-process worker.
+            args += ["--enforce-eager", "--distributed-executor-backend", "uni"]
         if self.block_size is not None:
             args += ["--block-size", str(self.block_size)]
         return [*args, *self.extra_args]
