@@ -508,7 +508,17 @@ async def test_cancelling_mid_stream_frees_the_request_in_vllm(
 async def test_a_second_session_takes_a_turn_while_the_first_is_talking(
     thinking_service: ServiceProcess,
 ) -> None:
-    talking = {"reasoning": {"effort": "low"}}
+    # The first speaks early (MPS) and goes on reasoning for a long budget, so that its
+    # reply is still streaming when the other's short one is done, however busy the CPU
+    # (both decode in the same vLLM batch).
+    talking = {
+        "reasoning": {"effort": "medium"},
+        "speaking": {
+            "policy": "mps",
+            "formulation_tokens": 16,
+            "articulation_tokens": THINKING_MIN_TOKENS,
+        },
+    }
     quick = {"output_modalities": ["text"], "reasoning": {"effort": "minimal"}}
     async with (
         RealtimeClient.connect(thinking_service.ws_url, session=talking) as first,
@@ -520,11 +530,12 @@ async def test_a_second_session_takes_a_turn_while_the_first_is_talking(
         other = await text_turn(second, "And what time is it?")
         answered_at = other.done.received_at
 
-        def still_talking(event: ServerEvent) -> bool:
-            return isinstance(event, OutputAudioDelta) and event.received_at > answered_at
+        def still_going(event: ServerEvent) -> bool:
+            streaming = isinstance(event, OutputAudioDelta | ReasoningDelta)
+            return streaming and event.received_at > answered_at
 
-        # Cancelled (to save time) once its audio is seen going on after the other's reply.
-        await collect_cancelling_when(first, still_talking)
+        # Cancelled (to save time) once its reply is seen going on after the other's.
+        await collect_cancelling_when(first, still_going)
 
     assert other.status == "completed" and other.text.strip()
 
