@@ -21,12 +21,14 @@ the project quotes is still SIMULATED.** The steps:
    decode tokens/s and inter-token latency at 1 and ``--streams`` concurrent streams, and the
    prefix-cache hit share of a listen-while-thinking turn (vLLM's /metrics counters: a
    prefill request with the first audio chunk, then the final request with both).
-5. Print a report, write it as JSON (``--report``) and write the timings as a sim profile
+5. First packet per speaking policy through the real gateway (``serve --engine vllm --tts
+   simulated`` against this server, silero VAD, the SDK speaking espeak-ng speech at real
+   time), ``--policy-turns`` turns a policy, with ``benchmarks/speaking_policies_vllm.py``'s
+   turn and report code; ``</think>`` is biased away so every turn reasons for the
+   ``reasoning.effort: low`` budget (random weights would otherwise close it at random) and
+   ``max_output_tokens`` bounds the reply.
+6. Print a report, write it as JSON (``--report``) and write the timings as a sim profile
    (``--profile``) that ``serve --engine sim --sim-profile FILE`` reads.
-
-Not built yet: first packet per speaking policy through the gateway (``serve --engine vllm
---tts simulated``) against this server; ``benchmarks/speaking_policies.py`` with
-``--sim-profile`` of the written profile gives the same figures from the measured timings.
 
 Random dummy weights sample random tokens, so decode requests set ``ignore_eos`` and count
 tokens, not text. Dry-run figures are CPU figures of a 2-layer model: they test the flow,
@@ -47,7 +49,7 @@ import subprocess
 import sys
 import time
 import wave
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,19 +58,32 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness.standin_model import METADATA_FILE, build_standin_model_with
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.standin_model import (
+    METADATA_FILE,
+    StandinModelInfo,
+    build_standin_model_with,
+)
 from benchmarks.harness.vllm_server import (
     SERVED_MODEL_NAME,
     VllmServer,
     VllmServerConfig,
     default_vllm_python,
 )
+from benchmarks.speaking_policies_vllm import POLICIES, QUESTIONS, Sample
+from benchmarks.speaking_policies_vllm import RATE as SPEECH_RATE
+from benchmarks.speaking_policies_vllm import run as run_policy_turns
 from realtime.engines.sim import SimParams
 from realtime.engines.sim_profile import write_sim_profile
 from tokenizer.chunking import audio_embeddings_for_samples
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16_000
+# The gateway turns reason for the "low" effort budget (realtime/session/services.py) and
+# then say at most REPLY_TOKENS tokens: random weights may never end a reply on their own.
+REASONING_LOW = 256
+REPLY_TOKENS = 24
 PREFIX_HITS = "vllm:prefix_cache_hits_total"
 PREFIX_QUERIES = "vllm:prefix_cache_queries_total"
 
@@ -106,6 +121,8 @@ class Measurements:
     decode_tps_n: float
     streams: int
     prefix_hit_share: float  # of the final listen-while-thinking request's prompt tokens
+    # policy -> first packet p50 ms through the gateway (NaN: every turn silent)
+    first_packet_p50_ms: dict[str, float] = field(default_factory=dict)
 
     def sim_params(self) -> SimParams:
         """The sim figures that reproduce these timings (other fields: SimParams' defaults).
@@ -151,6 +168,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--repeats", type=_positive, default=3, help="requests per timing")
     parser.add_argument(
+        "--policy-turns", type=_non_negative, default=2, metavar="N",
+        help="turns per speaking policy through the gateway (0: skip; default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", type=Path, help="sim profile to write (default: <out>/sim-profile.json)"
     )
     parser.add_argument("--report", type=Path, help="report JSON (default: <out>/report.json)")
@@ -165,6 +186,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.profile = args.profile or args.out / "sim-profile.json"
     args.report = args.report or args.out / "report.json"
     return args
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -341,6 +372,32 @@ async def measure(server: VllmServer, args: argparse.Namespace, tp: int) -> Meas
     )
 
 
+def policy_first_packets(
+    server: VllmServer, standin: StandinModelInfo, args: argparse.Namespace
+) -> dict[str, float]:
+    """First packet p50 per speaking policy through the gateway, ``--tts simulated``."""
+    print(f"first packet per policy through the gateway ({args.policy_turns} turns each)")
+    utterances = [synthesize(q, SPEECH_RATE) for q in QUESTIONS]
+    never_close_thinking = {"logit_bias": {str(standin.think_end_token_id): -100}}
+    serve_args = (
+        "--engine", "vllm", "--engine-url", server.base_url, "--tts", "simulated",
+        "--stop-token-id", str(standin.end_of_turn_token_id), "--temperature", "1",
+        "--engine-extra-body", json.dumps(never_close_thinking),
+    )  # fmt: skip
+    with ServiceProcess(*serve_args, log_path=args.out / "serve.log") as service:
+        samples: list[Sample] = asyncio.run(
+            run_policy_turns(
+                service.ws_url, args.policy_turns, utterances, REASONING_LOW + REPLY_TOKENS
+            )
+        )
+    result = {}
+    for policy in POLICIES:
+        latency = [s.first_packet_ms for s in samples if s.policy == policy]
+        spoken = [ms for ms in latency if not np.isnan(ms)]
+        result[policy] = float(np.percentile(spoken, 50)) if spoken else float("nan")
+    return result
+
+
 def report_lines(measured: Measurements, *, dry_run: bool) -> list[str]:
     kind = (
         "DRY RUN on CPU, tiny stand-in shapes: these figures test the flow, not the engine"
@@ -357,6 +414,11 @@ def report_lines(measured: Measurements, *, dry_run: bool) -> list[str]:
         f"(ITL {m.itl_ms_n:.2f} ms per stream)",
         f"listen-while-thinking prefix-cache hits: {m.prefix_hit_share:.0%} of the final "
         "request's prompt tokens",
+        *(
+            f"first packet through the gateway, {policy}: p50 {ms:.0f} ms "
+            "(client, incl. the 200 ms silence window; TTS SIMULATED)"
+            for policy, ms in m.first_packet_p50_ms.items()
+        ),
         f"sim profile: {m.sim_params().describe()}",
     ]
 
@@ -408,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"serving {model_dir} (dummy weights, TP={tp})", flush=True)
     with VllmServer(config) as server:
         measured = asyncio.run(measure(server, args, tp))
+        if args.policy_turns:
+            first_packets = policy_first_packets(server, standin, args)
+            measured = Measurements(**{**asdict(measured), "first_packet_p50_ms": first_packets})
     write_outputs(measured, args)
     return 0
 
