@@ -128,12 +128,19 @@ class Measurements:
         """The sim figures that reproduce these timings (other fields: SimParams' defaults).
 
         The sim charges audio at Step-Audio's 12.5 tokens a second, so its prefill rate is the
-        one that makes a second of audio cost what was measured.
+        one that makes a second of audio cost what was measured. A cost of 0 (long audio no
+        slower than short: below the timing noise, as on the dry run's tiny model) keeps the
+        default prefill rate rather than an unbounded one.
         """
         audio_tokens_per_s = audio_embeddings_for_samples(SAMPLE_RATE * 10) / 10
         slowdown = (self.itl_ms_n / self.itl_ms_1 - 1.0) / max(1, self.streams - 1)
+        prefill = (
+            round(audio_tokens_per_s / self.audio_s_per_s, 1)
+            if self.audio_s_per_s > 0
+            else SimParams().prefill_tokens_per_s
+        )
         return SimParams(
-            prefill_tokens_per_s=round(audio_tokens_per_s / max(self.audio_s_per_s, 1e-6), 1),
+            prefill_tokens_per_s=prefill,
             ttft_ms=round(self.ttft_ms, 2),
             itl_ms=round(self.itl_ms_1, 3),
             batch_slowdown=round(max(0.0, slowdown), 5),
@@ -407,7 +414,10 @@ def report_lines(measured: Measurements, *, dry_run: bool) -> list[str]:
     m = measured
     return [
         f"GPU check ({kind}); tensor parallel {m.tensor_parallel}",
-        f"audio encode + prefill: {m.audio_s_per_s * 1000:.1f} ms per second of audio",
+        f"audio encode + prefill: {m.audio_s_per_s * 1000:.1f} ms per second of audio"
+        if m.audio_s_per_s > 0
+        else "audio encode + prefill: below the timing noise (long audio no slower than short); "
+        "the profile keeps the default prefill rate",
         f"time to first token (short text prompt): {m.ttft_ms:.1f} ms",
         f"decode, 1 stream: {m.decode_tps_1:.1f} tokens/s (ITL {m.itl_ms_1:.2f} ms)",
         f"decode, {m.streams} streams: {m.decode_tps_n:.1f} tokens/s "
@@ -427,6 +437,10 @@ def write_outputs(measured: Measurements, args: argparse.Namespace) -> None:
     args.profile.parent.mkdir(parents=True, exist_ok=True)
     write_sim_profile(args.profile, measured.sim_params())
     report = {"dry_run": args.dry_run, **asdict(measured)}
+    # A policy whose turns were all silent has no first packet: null, not JSON's NaN extension.
+    report["first_packet_p50_ms"] = {
+        policy: None if np.isnan(ms) else ms for policy, ms in measured.first_packet_p50_ms.items()
+    }
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     for line in report_lines(measured, dry_run=args.dry_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from benchmarks.gpu_check import (
     write_outputs,
 )
 from realtime.cli import build_parser, sim_params_of
+from realtime.engines.sim import SimParams
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -137,6 +139,22 @@ def test_the_measured_timings_become_sim_figures() -> None:
     assert params.batch_slowdown == pytest.approx(0.01)
 
 
+def test_an_audio_cost_below_the_noise_keeps_the_default_prefill_rate() -> None:
+    unmeasurable = dataclasses.replace(MEASURED, audio_s_per_s=0.0)
+
+    assert unmeasurable.sim_params().prefill_tokens_per_s == SimParams().prefill_tokens_per_s
+    assert "below the timing noise" in "\n".join(report_lines(unmeasurable, dry_run=True))
+
+
+def test_a_policy_with_only_silent_turns_is_null_in_the_report(tmp_path: Path) -> None:
+    silent = {**MEASURED.first_packet_p50_ms, "after-think": float("nan")}
+    args = parse_args(["--out", str(tmp_path)])
+    write_outputs(dataclasses.replace(MEASURED, first_packet_p50_ms=silent), args)
+
+    report = json.loads(args.report.read_text(), parse_constant=pytest.fail)
+    assert report["first_packet_p50_ms"]["after-think"] is None
+
+
 def test_the_profile_round_trips_through_sim_profile(tmp_path: Path) -> None:
     args = parse_args(["--out", str(tmp_path)])
     write_outputs(MEASURED, args)
@@ -184,7 +202,7 @@ def test_a_dry_run_serves_the_tiny_model_and_writes_the_report_and_profile(
     assert 0.0 <= report["prefix_hit_share"] <= 1.0
     first_packets = report["first_packet_p50_ms"]
     assert set(first_packets) == {"after-think", "mps", "speak-first"}
-    assert any(ms > 0 for ms in first_packets.values())  # NaN (a silent turn) compares False
+    assert any(ms is not None and ms > 0 for ms in first_packets.values())  # None: all silent
     assert "first packet through the gateway, speak-first" in printed
     serve = build_parser().parse_args(
         ["serve", "--sim-profile", str(tmp_path / "sim-profile.json")]
