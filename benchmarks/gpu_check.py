@@ -21,12 +21,14 @@ the project quotes is still SIMULATED.** The steps:
    decode tokens/s and inter-token latency at 1 and ``--streams`` concurrent streams, and the
    prefix-cache hit share of a listen-while-thinking turn (vLLM's /metrics counters: a
    prefill request with the first audio chunk, then the final request with both).
-5. Print a report, write it as JSON (``--report``) and write the timings as a sim profile
+5. First packet per speaking policy through the real gateway (``serve --engine vllm --tts
+   simulated`` against this server, silero VAD, the SDK speaking espeak-ng speech at real
+   time), ``--policy-turns`` turns a policy, with ``benchmarks/speaking_policies_vllm.py``'s
+   turn and report code; ``</think>`` is biased away so every turn reasons for the
+   ``reasoning.effort: low`` budget (random weights would otherwise close it at random) and
+   ``max_output_tokens`` bounds the reply.
+6. Print a report, write it as JSON (``--report``) and write the timings as a sim profile
    (``--profile``) that ``serve --engine sim --sim-profile FILE`` reads.
-
-Not built yet: first packet per speaking policy through the gateway (``serve --engine vllm
---tts simulated``) against this server; ``benchmarks/speaking_policies.py`` with
-``--sim-profile`` of the written profile gives the same figures from the measured timings.
 
 Random dummy weights sample random tokens, so decode requests set ``ignore_eos`` and count
 tokens, not text. Dry-run figures are CPU figures of a 2-layer model: they test the flow,
@@ -47,7 +49,7 @@ import subprocess
 import sys
 import time
 import wave
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,19 +58,32 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness.standin_model import METADATA_FILE, build_standin_model_with
+from benchmarks.harness.service import ServiceProcess
+from benchmarks.harness.speech import synthesize
+from benchmarks.harness.standin_model import (
+    METADATA_FILE,
+    StandinModelInfo,
+    build_standin_model_with,
+)
 from benchmarks.harness.vllm_server import (
     SERVED_MODEL_NAME,
     VllmServer,
     VllmServerConfig,
     default_vllm_python,
 )
+from benchmarks.speaking_policies_vllm import POLICIES, QUESTIONS, Sample
+from benchmarks.speaking_policies_vllm import RATE as SPEECH_RATE
+from benchmarks.speaking_policies_vllm import run as run_policy_turns
 from realtime.engines.sim import SimParams
 from realtime.engines.sim_profile import write_sim_profile
 from tokenizer.chunking import audio_embeddings_for_samples
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16_000
+# The gateway turns reason for the "low" effort budget (realtime/session/services.py) and
+# then say at most REPLY_TOKENS tokens: random weights may never end a reply on their own.
+REASONING_LOW = 256
+REPLY_TOKENS = 24
 PREFIX_HITS = "vllm:prefix_cache_hits_total"
 PREFIX_QUERIES = "vllm:prefix_cache_queries_total"
 
@@ -106,17 +121,26 @@ class Measurements:
     decode_tps_n: float
     streams: int
     prefix_hit_share: float  # of the final listen-while-thinking request's prompt tokens
+    # policy -> first packet p50 ms through the gateway (NaN: every turn silent)
+    first_packet_p50_ms: dict[str, float] = field(default_factory=dict)
 
     def sim_params(self) -> SimParams:
         """The sim figures that reproduce these timings (other fields: SimParams' defaults).
 
         The sim charges audio at Step-Audio's 12.5 tokens a second, so its prefill rate is the
-        one that makes a second of audio cost what was measured.
+        one that makes a second of audio cost what was measured. A cost of 0 (long audio no
+        slower than short: below the timing noise, as on the dry run's tiny model) keeps the
+        default prefill rate rather than an unbounded one.
         """
         audio_tokens_per_s = audio_embeddings_for_samples(SAMPLE_RATE * 10) / 10
         slowdown = (self.itl_ms_n / self.itl_ms_1 - 1.0) / max(1, self.streams - 1)
+        prefill = (
+            round(audio_tokens_per_s / self.audio_s_per_s, 1)
+            if self.audio_s_per_s > 0
+            else SimParams().prefill_tokens_per_s
+        )
         return SimParams(
-            prefill_tokens_per_s=round(audio_tokens_per_s / max(self.audio_s_per_s, 1e-6), 1),
+            prefill_tokens_per_s=prefill,
             ttft_ms=round(self.ttft_ms, 2),
             itl_ms=round(self.itl_ms_1, 3),
             batch_slowdown=round(max(0.0, slowdown), 5),
@@ -151,6 +175,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--repeats", type=_positive, default=3, help="requests per timing")
     parser.add_argument(
+        "--policy-turns", type=_non_negative, default=2, metavar="N",
+        help="turns per speaking policy through the gateway (0: skip; default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", type=Path, help="sim profile to write (default: <out>/sim-profile.json)"
     )
     parser.add_argument("--report", type=Path, help="report JSON (default: <out>/report.json)")
@@ -165,6 +193,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.profile = args.profile or args.out / "sim-profile.json"
     args.report = args.report or args.out / "report.json"
     return args
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -341,6 +379,32 @@ async def measure(server: VllmServer, args: argparse.Namespace, tp: int) -> Meas
     )
 
 
+def policy_first_packets(
+    server: VllmServer, standin: StandinModelInfo, args: argparse.Namespace
+) -> dict[str, float]:
+    """First packet p50 per speaking policy through the gateway, ``--tts simulated``."""
+    print(f"first packet per policy through the gateway ({args.policy_turns} turns each)")
+    utterances = [synthesize(q, SPEECH_RATE) for q in QUESTIONS]
+    never_close_thinking = {"logit_bias": {str(standin.think_end_token_id): -100}}
+    serve_args = (
+        "--engine", "vllm", "--engine-url", server.base_url, "--tts", "simulated",
+        "--stop-token-id", str(standin.end_of_turn_token_id), "--temperature", "1",
+        "--engine-extra-body", json.dumps(never_close_thinking),
+    )  # fmt: skip
+    with ServiceProcess(*serve_args, log_path=args.out / "serve.log") as service:
+        samples: list[Sample] = asyncio.run(
+            run_policy_turns(
+                service.ws_url, args.policy_turns, utterances, REASONING_LOW + REPLY_TOKENS
+            )
+        )
+    result = {}
+    for policy in POLICIES:
+        latency = [s.first_packet_ms for s in samples if s.policy == policy]
+        spoken = [ms for ms in latency if not np.isnan(ms)]
+        result[policy] = float(np.percentile(spoken, 50)) if spoken else float("nan")
+    return result
+
+
 def report_lines(measured: Measurements, *, dry_run: bool) -> list[str]:
     kind = (
         "DRY RUN on CPU, tiny stand-in shapes: these figures test the flow, not the engine"
@@ -350,13 +414,21 @@ def report_lines(measured: Measurements, *, dry_run: bool) -> list[str]:
     m = measured
     return [
         f"GPU check ({kind}); tensor parallel {m.tensor_parallel}",
-        f"audio encode + prefill: {m.audio_s_per_s * 1000:.1f} ms per second of audio",
+        f"audio encode + prefill: {m.audio_s_per_s * 1000:.1f} ms per second of audio"
+        if m.audio_s_per_s > 0
+        else "audio encode + prefill: below the timing noise (long audio no slower than short); "
+        "the profile keeps the default prefill rate",
         f"time to first token (short text prompt): {m.ttft_ms:.1f} ms",
         f"decode, 1 stream: {m.decode_tps_1:.1f} tokens/s (ITL {m.itl_ms_1:.2f} ms)",
         f"decode, {m.streams} streams: {m.decode_tps_n:.1f} tokens/s "
         f"(ITL {m.itl_ms_n:.2f} ms per stream)",
         f"listen-while-thinking prefix-cache hits: {m.prefix_hit_share:.0%} of the final "
         "request's prompt tokens",
+        *(
+            f"first packet through the gateway, {policy}: p50 {ms:.0f} ms "
+            "(client, incl. the 200 ms silence window; TTS SIMULATED)"
+            for policy, ms in m.first_packet_p50_ms.items()
+        ),
         f"sim profile: {m.sim_params().describe()}",
     ]
 
@@ -365,6 +437,10 @@ def write_outputs(measured: Measurements, args: argparse.Namespace) -> None:
     args.profile.parent.mkdir(parents=True, exist_ok=True)
     write_sim_profile(args.profile, measured.sim_params())
     report = {"dry_run": args.dry_run, **asdict(measured)}
+    # A policy whose turns were all silent has no first packet: null, not JSON's NaN extension.
+    report["first_packet_p50_ms"] = {
+        policy: None if np.isnan(ms) else ms for policy, ms in measured.first_packet_p50_ms.items()
+    }
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     for line in report_lines(measured, dry_run=args.dry_run):
@@ -408,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"serving {model_dir} (dummy weights, TP={tp})", flush=True)
     with VllmServer(config) as server:
         measured = asyncio.run(measure(server, args, tp))
+        if args.policy_turns:
+            first_packets = policy_first_packets(server, standin, args)
+            measured = Measurements(**{**asdict(measured), "first_packet_p50_ms": first_packets})
     write_outputs(measured, args)
     return 0
 

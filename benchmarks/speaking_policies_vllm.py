@@ -68,12 +68,18 @@ class Sample:
     reasoning_before_first_word: int
 
 
-async def one_turn(ws_url: str, policy: str, pcm: np.ndarray) -> Sample:
-    session = {
+async def one_turn(
+    ws_url: str, policy: str, pcm: np.ndarray, max_output_tokens: int | None = None
+) -> Sample:
+    """``max_output_tokens`` (reasoning and reply together) bounds a random-weight model's
+    reply, which may otherwise run, and be spoken in real time, for minutes."""
+    session: dict[str, object] = {
         "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}},
         "speaking": {"policy": policy},
         "reasoning": {"effort": "low"},
     }
+    if max_output_tokens is not None:
+        session["max_output_tokens"] = max_output_tokens
     async with RealtimeClient.connect(ws_url, session=session) as client:
         turn = await speak_turn(client, pcm, RATE, timeout=120)
     response = turn.response
@@ -134,12 +140,17 @@ def report(samples: list[Sample]) -> str:
     return "\n".join(lines)
 
 
-async def run(ws_url: str, turns: int, utterances: list[np.ndarray]) -> list[Sample]:
+async def run(
+    ws_url: str,
+    turns: int,
+    utterances: list[np.ndarray],
+    max_output_tokens: int | None = None,
+) -> list[Sample]:
     samples = []
     for index in range(turns):
         for offset, policy in enumerate(POLICIES):
             pcm = utterances[(index * len(POLICIES) + offset) % len(utterances)]
-            sample = await one_turn(ws_url, policy, pcm)
+            sample = await one_turn(ws_url, policy, pcm, max_output_tokens)
             samples.append(sample)
             latency = sample.first_packet_ms
             print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from benchmarks.gpu_check import (
     write_outputs,
 )
 from realtime.cli import build_parser, sim_params_of
+from realtime.engines.sim import SimParams
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,6 +47,7 @@ MEASURED = Measurements(
     decode_tps_n=2400.0,
     streams=32,
     prefix_hit_share=0.5,
+    first_packet_p50_ms={"after-think": 2100.0, "mps": 900.0, "speak-first": 420.0},
 )
 
 
@@ -93,7 +96,8 @@ def test_tensor_parallel_is_the_most_gpus_that_split_the_kv_heads(gpus: int, tp:
 
 def test_arguments(tmp_path: Path) -> None:
     args = parse_args(["--dry-run", "--out", str(tmp_path)])
-    assert (args.tensor_parallel, args.streams) == (1, 32)
+    assert (args.tensor_parallel, args.streams, args.policy_turns) == (1, 32, 2)
+    assert parse_args(["--policy-turns", "0"]).policy_turns == 0
     assert (args.profile, args.report) == (tmp_path / "sim-profile.json", tmp_path / "report.json")
     assert parse_args(["--tensor-parallel", "2"]).tensor_parallel == 2
 
@@ -103,6 +107,8 @@ def test_arguments(tmp_path: Path) -> None:
     [
         (["--dry-run", "--tensor-parallel", "4"], "tensor parallel 1"),
         (["--streams", "0"], "must be >= 1"),
+        (["--policy-turns", "-1"], "must be >= 0"),
+        (["--policy-turns", "two"], "not an integer"),
         (["--audio-seconds", "8", "2"], "SHORT < LONG"),
         (["--audio-seconds", "2", "40"], "LONG <= 30"),
     ],
@@ -133,6 +139,22 @@ def test_the_measured_timings_become_sim_figures() -> None:
     assert params.batch_slowdown == pytest.approx(0.01)
 
 
+def test_an_audio_cost_below_the_noise_keeps_the_default_prefill_rate() -> None:
+    unmeasurable = dataclasses.replace(MEASURED, audio_s_per_s=0.0)
+
+    assert unmeasurable.sim_params().prefill_tokens_per_s == SimParams().prefill_tokens_per_s
+    assert "below the timing noise" in "\n".join(report_lines(unmeasurable, dry_run=True))
+
+
+def test_a_policy_with_only_silent_turns_is_null_in_the_report(tmp_path: Path) -> None:
+    silent = {**MEASURED.first_packet_p50_ms, "after-think": float("nan")}
+    args = parse_args(["--out", str(tmp_path)])
+    write_outputs(dataclasses.replace(MEASURED, first_packet_p50_ms=silent), args)
+
+    report = json.loads(args.report.read_text(), parse_constant=pytest.fail)
+    assert report["first_packet_p50_ms"]["after-think"] is None
+
+
 def test_the_profile_round_trips_through_sim_profile(tmp_path: Path) -> None:
     args = parse_args(["--out", str(tmp_path)])
     write_outputs(MEASURED, args)
@@ -144,6 +166,7 @@ def test_the_profile_round_trips_through_sim_profile(tmp_path: Path) -> None:
     report = json.loads(args.report.read_text())
     assert report["dry_run"] is False
     assert report["decode_tps_n"] == 2400.0
+    assert report["first_packet_p50_ms"]["speak-first"] == 420.0
 
 
 def test_the_report_says_what_kind_of_figures_it_holds() -> None:
@@ -155,6 +178,8 @@ def test_the_report_says_what_kind_of_figures_it_holds() -> None:
     assert "4.0 ms per second of audio" in real
     assert "32 streams: 2400.0 tokens/s" in real
     assert "50% of the final request" in real
+    assert "gateway, mps: p50 900 ms" in real
+    assert "TTS SIMULATED" in real
 
 
 @pytest.mark.slow
@@ -163,7 +188,7 @@ def test_a_dry_run_serves_the_tiny_model_and_writes_the_report_and_profile(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--dry-run", "--out", str(tmp_path), "--streams", "4", "--decode-tokens", "8"]
-    assert main([*argv, "--repeats", "1", "--audio-seconds", "1", "3"]) == 0
+    assert main([*argv, "--repeats", "1", "--audio-seconds", "1", "3", "--policy-turns", "1"]) == 0
 
     printed = capsys.readouterr().out
     assert "DRY RUN on CPU" in printed
@@ -175,6 +200,10 @@ def test_a_dry_run_serves_the_tiny_model_and_writes_the_report_and_profile(
     assert report["decode_tps_1"] > 0
     assert report["decode_tps_n"] > 0
     assert 0.0 <= report["prefix_hit_share"] <= 1.0
+    first_packets = report["first_packet_p50_ms"]
+    assert set(first_packets) == {"after-think", "mps", "speak-first"}
+    assert any(ms is not None and ms > 0 for ms in first_packets.values())  # None: all silent
+    assert "first packet through the gateway, speak-first" in printed
     serve = build_parser().parse_args(
         ["serve", "--sim-profile", str(tmp_path / "sim-profile.json")]
     )
