@@ -19,12 +19,11 @@ from realtime.protocol.session_config import (
 )
 from realtime.session.outbox import AudioFrame, Outbox
 from realtime.session.services import SessionServices, SessionSettings
-from realtime.session.session import Session
 from realtime.transports.twilio import phone_config
 from realtime.turns.denoise import NOISE_REDUCTION_STAGE
 from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
 from tests.realtime.session.support import (
-    RecordingSink,
+    running_session,
     session_services,
     until,
     update_input_audio,
@@ -41,10 +40,7 @@ async def services() -> AsyncIterator[SessionServices]:
 async def test_a_session_update_turns_it_on_and_off_and_feeds_it_the_reply(
     services: SessionServices,
 ) -> None:
-    sink = RecordingSink()
-    session = Session(services, sink)
-    await session.start()
-    try:
+    async with running_session(services) as (session, sink):
         await until(lambda: bool(sink.events))
         created = sink.events.pop()
         assert created["session"]["audio"]["input"]["x_echo_cancellation"] is None
@@ -72,8 +68,6 @@ async def test_a_session_update_turns_it_on_and_off_and_feeds_it_the_reply(
         await update_input_audio(session, sink, {"x_echo_cancellation": None})
         assert session.input.stage(ECHO_CANCELLATION_STAGE) is None
         assert session.outbox.observer is None
-    finally:
-        await session.close()
 
 
 def test_phone_calls_cancel_echo_by_default_and_the_server_may_turn_it_off() -> None:
