@@ -58,20 +58,33 @@ ROOMS = (
 )
 
 
+def _int16(audio: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(audio), -32768, 32767).astype(np.int16)
+
+
+def _through_stage(reply: np.ndarray, mic: np.ndarray) -> np.ndarray:
+    """``mic`` through a fresh stage in 20 ms frames, each frame of ``reply`` sent as the
+    reference as it arrives (a simulated clock keeps the two aligned); the stage's output,
+    its 10 ms block delay removed."""
+    now = [0.0]
+    stage = EchoCancellationStage(FarEndReference(lambda: now[0]))
+    stage.process(mic[:0])  # anchors the microphone's timeline at 0
+    cleaned = []
+    for at in range(0, len(mic) - FRAME + 1, FRAME):
+        now[0] = at / RATE
+        stage.reference.reply_sent("r", reply[at : at + FRAME], RATE, at / RATE, 0.0)
+        cleaned.append(stage.process(mic[at : at + FRAME]))
+    return np.concatenate(cleaned)[RATE // 100 :]
+
+
 def stage_cpu_ms_per_s(seconds: float = 20.0) -> float:
     """The stage alone on ``seconds`` of a reply's echo (200 ms, -10 dB), fed in 20 ms
     frames with a simulated clock that keeps the reference aligned."""
     reply = synthesize(REPLY_TEXT, RATE)[: round(seconds * RATE)]
     room = Room(200, -10)
-    echo = np.convolve(reply.astype(np.float32), room.impulse_response())[: len(reply)]
-    mic = np.clip(np.round(echo), -32768, 32767).astype(np.int16)
-    now = [0.0]
-    stage = EchoCancellationStage(FarEndReference(lambda: now[0]))
+    mic = _int16(np.convolve(reply.astype(np.float32), room.impulse_response())[: len(reply)])
     started = time.process_time()
-    for start in range(0, len(mic) - FRAME + 1, FRAME):
-        now[0] = (start + FRAME) / RATE
-        stage.reference.reply_sent("r", reply[start : start + FRAME], RATE, start / RATE, 0.0)
-        stage.process(mic[start : start + FRAME])
+    _through_stage(reply, mic)
     return 1000.0 * (time.process_time() - started) / (len(mic) / RATE)
 
 
@@ -87,16 +100,8 @@ def near_end_attenuation_db(speaks_at_s: float, echo_db: float | None) -> float:
     if echo_db is not None:
         echo = np.convolve(reply.astype(np.float32), Room(150, echo_db).impulse_response())
         mic += echo[: len(mic)]
-    mic16 = np.clip(np.round(mic), -32768, 32767).astype(np.int16)
-    now = [0.0]
-    stage = EchoCancellationStage(FarEndReference(lambda: now[0]))
-    stage.process(mic16[:0])
-    cleaned = []
-    for at in range(0, len(mic16) - FRAME + 1, FRAME):
-        now[0] = at / RATE
-        stage.reference.reply_sent("r", reply[at : at + FRAME], RATE, at / RATE, 0.0)
-        cleaned.append(stage.process(mic16[at : at + FRAME]))
-    out = np.concatenate(cleaned)[RATE // 100 :].astype(np.float64)  # the stage's 10 ms
+    mic16 = _int16(mic)
+    out = _through_stage(reply, mic16).astype(np.float64)
     voice = slice(start, start + len(user))
     if echo_db is None:
         before = mic16[voice].astype(np.float64)
