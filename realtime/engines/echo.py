@@ -38,12 +38,18 @@ class _Decoding:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _audio_key(item: UserAudioItem) -> tuple[str, int, int]:
+    """A turn's audio as decoded: a speculative reply sees a snapshot of the turn so far,
+    under the id the whole turn keeps, so the id alone does not say which audio it was."""
+    return item.id, len(item.chunks), sum(len(chunk) for chunk in item.chunks)
+
+
 class EchoSession:
     def __init__(self, engine: EchoEngine) -> None:
         self._engine = engine
         self._decodings: dict[str, _Decoding] = {}
-        # Each turn is decoded once, for the reply and for the transcription alike.
-        self._transcripts: dict[str, asyncio.Future[str]] = {}
+        # Each turn's audio is decoded once, for the reply and for the transcription alike.
+        self._transcripts: dict[tuple[str, int, int], asyncio.Future[str]] = {}
 
     async def prefill(self, request: EngineRequest) -> None:
         item = request.conversation.last_user_item()
@@ -84,9 +90,10 @@ class EchoSession:
         yield await self._transcribe(item)
 
     async def _transcribe(self, item: UserAudioItem) -> str:
-        pending = self._transcripts.get(item.id)
+        key = _audio_key(item)
+        pending = self._transcripts.get(key)
         if pending is None:
-            pending = self._transcripts[item.id] = asyncio.ensure_future(self._decode(item))
+            pending = self._transcripts[key] = asyncio.ensure_future(self._decode(item))
             while len(self._transcripts) > _KEPT_TRANSCRIPTS:
                 self._transcripts.pop(next(iter(self._transcripts)))
         return await asyncio.shield(pending)
