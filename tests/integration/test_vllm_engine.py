@@ -51,6 +51,7 @@ from realtime.client import (
     ReasoningDelta,
     ResponseResult,
     ServerEvent,
+    TurnResult,
     collect_response,
     speak_turn,
 )
@@ -433,6 +434,15 @@ LONG_QUESTION = (
 )
 
 
+def before_any_reply_request(turn: TurnResult, stopped_at: float) -> float:
+    """When the user spoke last before the turn's reply was asked for, on the test's clock: a
+    reply started speculatively at a pause asks the engine before the end of the turn, and on
+    a fast machine its request can even finish before ``speech_stopped``."""
+    x_turn = turn.response.x_turn
+    stages = x_turn.timings.stages_ms if x_turn is not None and x_turn.timings else {}
+    return stopped_at + min(0.0, stages.get("speculative_start", 0.0)) / 1000.0 - 0.1
+
+
 async def test_incremental_prefill_fills_the_prefix_cache_while_the_user_speaks(
     vllm_service: ServiceProcess, vllm_server: VllmServer
 ) -> None:
@@ -445,6 +455,7 @@ async def test_incremental_prefill_fills_the_prefix_cache_while_the_user_speaks(
     stopped_at = turn.speech_stopped_at
     assert stopped_at is not None and turn.utterance_ms > 6000
     assert turn.response.status == "completed", turn.response.errors
+    stopped_at = before_any_reply_request(turn, stopped_at)
     during_speech = trace.before(stopped_at)
 
     # Prefill requests ran while the user was still speaking: one finished, or (on a busy
@@ -453,11 +464,14 @@ async def test_incremental_prefill_fills_the_prefix_cache_while_the_user_speaks(
     prefilled = during_speech.value(REQUESTS_DONE) > before.value(REQUESTS_DONE)
     in_flight = trace.max_before(RUNNING, stopped_at) + trace.max_before(WAITING, stopped_at)
     assert prefilled or in_flight >= 1
-    assert trace.samples[-1][1].value(PREFIX_HITS) > during_speech.value(PREFIX_HITS)
-    # The turn's real request found most of its prompt (all but the last chunk) cached.
+    # The turn's real request found most of its prompt (all but the last chunk) cached, as
+    # vLLM's own counter agrees. When that request ran (a speculative one is sent at a pause,
+    # before the end of speech) depends on the load, so only the totals are compared.
     usage = turn.response.done.response.usage or {}
     cached = usage["input_token_details"]["cached_tokens"]
     assert cached >= usage["input_tokens"] // 2, usage
+    hits_before = before.value(PREFIX_HITS)
+    await wait_for_metric(vllm_server, PREFIX_HITS, lambda hits: hits - hits_before >= cached, 10)
 
 
 async def test_without_incremental_prefill_nothing_reaches_vllm_before_the_turn_ends(
@@ -475,7 +489,7 @@ async def test_without_incremental_prefill_nothing_reaches_vllm_before_the_turn_
     assert stopped_at is not None
     assert turn.response.status == "completed", turn.response.errors
 
-    during_speech = trace.before(stopped_at)
+    during_speech = trace.before(before_any_reply_request(turn, stopped_at))
     assert during_speech.value(REQUESTS_DONE) == before.value(REQUESTS_DONE)
     usage = turn.response.done.response.usage or {}
     assert usage["input_token_details"]["cached_tokens"] < usage["input_tokens"] // 2, usage
