@@ -21,7 +21,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDe
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.protocol import server_events as ev
+from realtime import events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig
 from realtime.session.services import SessionServices

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness.recording_engine import RecordingEngine
+from realtime.protocol.openai_render import render
 from realtime.session.outbox import AudioFrame, EventMessage, Outgoing
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
@@ -24,6 +25,8 @@ from tts.espeak import EspeakTts
 
 
 class RecordingSink:
+    """The session's events as the WebSocket would send them."""
+
     name = "test"
 
     def __init__(self) -> None:
@@ -32,7 +35,7 @@ class RecordingSink:
 
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, EventMessage):
-            self.events.append(item.event)
+            self.events.append(render(item.event))
         else:
             assert isinstance(item, AudioFrame)
 
