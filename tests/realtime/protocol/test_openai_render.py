@@ -1,0 +1,158 @@
+"""Every typed event renders as a GA server event that the ``openai`` package's own models
+accept (the reasoning extension events aside), in the shape the service has always sent."""
+
+from __future__ import annotations
+
+import typing
+
+from realtime import events as ev
+from realtime.protocol.errors import ProtocolError
+from realtime.protocol.openai_render import render
+from realtime.protocol.session_config import PcmFormat, PcmuFormat, SessionConfig
+from realtime.telemetry.timings import TurnTimings
+from tests.support.openai_events import EXTENSION_EVENTS, validate_server_event
+
+RID, ITEM = "resp_1", "item_1"
+SPOKEN = ev.reply_message(ITEM, speaks=True, text="Hello.", status="completed")
+CALL = ev.FunctionCall("item_2", "call_1", "get_weather", '{"city": "Paris"}')
+
+
+def reply(status: ev.ReplyStatus, **extra: typing.Any) -> ev.Reply:
+    return ev.Reply(RID, status, True, PcmFormat(), "alloy", "conv_1", 512, **extra)
+
+
+def ended_turn() -> ev.TurnReport:
+    timings = TurnTimings()
+    timings.mark("speech_stopped", 1.0)
+    timings.mark("response_done", 1.5)
+    return ev.TurnReport("echo", "pocketsphinx", False, "after-think", timings.report())
+
+
+EXAMPLES: list[ev.ServerEvent] = [
+    ev.SessionCreated(SessionConfig()),
+    ev.SessionUpdated(SessionConfig.model_validate({"type": "transcription"})),
+    ProtocolError("invalid_value", "bad", "session.x", "evt_1").event(),
+    ev.ErrorReported.server("engine_error", "the engine failed"),
+    ev.SpeechStarted(120, ITEM),
+    ev.SpeechStopped(980, ITEM),
+    ev.IdleTimedOut(0, 6000, ITEM),
+    ev.BufferCommitted(ITEM, None),
+    ev.BufferCleared(),
+    ev.ItemAdded(ev.Message(ITEM, "user", (ev.ContentPart("input_audio"),)), "item_0"),
+    ev.ItemDone(ev.Message(ITEM, "user", (ev.ContentPart("input_text", text="hi"),)), None),
+    ev.ItemRetrieved(
+        ev.Message(ITEM, "user", (ev.ContentPart("input_audio", transcript="hi", audio="AAA="),))
+    ),
+    ev.ItemRetrieved(CALL),
+    ev.ItemRetrieved(ev.FunctionCallOutput("item_3", "call_1", "sunny")),
+    ev.ItemDeleted(ITEM),
+    ev.ItemTruncated(ITEM, 0, 1500),
+    ev.TranscriptionDelta(ITEM, "hel"),
+    ev.TranscriptionCompleted(ITEM, "hello", 1.23456),
+    ev.TranscriptionFailed(ITEM, "no speech"),
+    ev.ReplyCreated(reply("in_progress", metadata={"topic": "weather"})),
+    ev.ReplyEnded(
+        reply("completed", output=(SPOKEN, CALL), usage=ev.Usage(40, 3, 32), turn=ended_turn())
+    ),
+    ev.ReplyEnded(
+        reply(
+            "cancelled",
+            status_details=ev.StatusDetails("cancelled", "turn_detected", "internal_error"),
+            turn=ended_turn(),
+        )
+    ),
+    ev.OutputItemAdded(RID, ev.reply_message(ITEM, speaks=False, text="", status="in_progress")),
+    ev.OutputItemDone(RID, CALL, 1),
+    ev.ContentPartAdded(RID, ITEM, ev.ContentPart("output_audio", transcript="")),
+    ev.ContentPartDone(RID, ITEM, ev.ContentPart("output_text", text="Hello.")),
+    ev.TextDelta(RID, ITEM, "Hel"),
+    ev.TextDone(RID, ITEM, "Hello."),
+    ev.AudioTranscriptDelta(RID, ITEM, "Hel"),
+    ev.AudioTranscriptDone(RID, ITEM, "Hello."),
+    ev.AudioDelta(RID, ITEM, "AAA="),
+    ev.AudioDone(RID, ITEM),
+    ev.ReasoningDelta(RID, ITEM, "The user"),
+    ev.ReasoningDone(RID, ITEM, "The user greets me."),
+    ev.FunctionCallArgumentsDelta(RID, "item_2", 1, "call_1", '{"city"'),
+    ev.FunctionCallArgumentsDone(RID, "item_2", 1, "call_1", "get_weather", "{}"),
+    ev.PlaybackStarted(RID),
+    ev.PlaybackStopped(RID),
+    ev.PlaybackCleared(RID),
+]
+
+
+def test_the_examples_cover_every_event_type() -> None:
+    assert {type(event) for event in EXAMPLES} == set(typing.get_args(ev.ServerEvent))
+
+
+def test_every_event_renders_as_a_valid_ga_server_event() -> None:
+    for event in EXAMPLES:
+        rendered = render(event)
+        assert rendered["event_id"].startswith("event_")
+        if rendered["type"] in EXTENSION_EVENTS:
+            assert rendered["type"].startswith("response.reasoning.")
+        else:
+            validate_server_event(rendered)
+
+
+def test_each_rendering_gets_its_own_event_id() -> None:
+    event = ev.BufferCleared()
+    assert render(event)["event_id"] != render(event)["event_id"]
+
+
+def test_a_reply_renders_as_the_realtime_response_object() -> None:
+    done = render(EXAMPLES[20])
+    response = done["response"]
+    assert done["type"] == "response.done"
+    assert response["status"] == "completed" and response["status_details"] is None
+    assert response["output_modalities"] == ["audio"]
+    assert response["audio"] == {
+        "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"}
+    }
+    assert response["usage"] == {
+        "total_tokens": 43, "input_tokens": 40, "output_tokens": 3,
+        "input_token_details": {"cached_tokens": 32}, "output_token_details": {"text_tokens": 3},
+    }  # fmt: skip
+    assert [item["type"] for item in response["output"]] == ["message", "function_call"]
+    assert response["output"][0]["content"] == [{"type": "output_audio", "transcript": "Hello."}]
+    assert response["x_turn"]["policy"] == "after-think"
+    assert "stages_ms" in response["x_turn"]["timings"]
+    assert "x_turn" not in render(EXAMPLES[19])["response"]
+
+
+def test_a_cut_reply_says_why_and_which_server_error_cut_it() -> None:
+    response = render(EXAMPLES[21])["response"]
+    assert response["status_details"] == {
+        "type": "cancelled",
+        "reason": "turn_detected",
+        "error": {"type": "server_error", "code": "internal_error"},
+    }
+
+
+def test_an_unlimited_out_of_band_text_reply() -> None:
+    out_of_band = ev.Reply(RID, "in_progress", False, PcmuFormat(), None, None, None)
+    response = render(ev.ReplyCreated(out_of_band))["response"]
+    assert response["max_output_tokens"] == "inf" and response["conversation_id"] is None
+    assert response["output_modalities"] == ["text"]
+    assert response["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+
+
+def test_content_parts_and_items_keep_their_wire_names() -> None:
+    added = render(EXAMPLES[24])
+    assert added["part"] == {"type": "audio", "transcript": ""}
+    assert (added["output_index"], added["content_index"]) == (0, 0)
+    assert render(EXAMPLES[25])["part"] == {"type": "text", "text": "Hello."}
+    committed = render(EXAMPLES[9])["item"]
+    assert committed["content"] == [{"type": "input_audio", "transcript": None}]
+    assert committed["object"] == "realtime.item" and committed["status"] == "completed"
+    retrieved = render(EXAMPLES[11])["item"]["content"]
+    assert retrieved == [{"type": "input_audio", "audio": "AAA=", "transcript": "hi"}]
+    usage = render(EXAMPLES[17])["usage"]
+    assert usage == {"type": "duration", "seconds": 1.235}
+
+
+def test_the_error_event_carries_the_client_event_it_answers() -> None:
+    error = render(EXAMPLES[2])["error"]
+    assert error == {"type": "invalid_request_error", "code": "invalid_value",
+                     "message": "bad", "param": "session.x", "event_id": "evt_1"}  # fmt: skip
+    assert render(EXAMPLES[3])["error"]["type"] == "server_error"
