@@ -37,6 +37,7 @@ from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.speaking.after_think import AfterThinkPolicy
 from realtime.telemetry.metrics import ServiceMetrics
+from realtime.transports.client_input import hand_over
 from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
 from realtime.turns.input import ReplyPaused, TurnEvent
 from realtime.turns.silero import SileroVadModel
@@ -264,7 +265,7 @@ def _cancelled_by_turn(event: ev.ServerEvent) -> bool:
 
 
 async def _reply(session: Session) -> None:
-    await session.handle_message('{"type": "response.create"}')
+    hand_over(session, '{"type": "response.create"}')
 
 
 async def run_room(

@@ -193,20 +193,29 @@ class Session:
 
     # -- input -------------------------------------------------------------------------
 
-    async def handle_message(self, raw: str | bytes) -> None:
-        """One client event from the transport. Bad events get an ``error`` event, nothing else;
-        an unexpected exception is the supervisor's (reported, and the session goes on)."""
-        event: ce.ClientEvent | None = None
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest client event the transport may hand over."""
+        return self._settings.max_event_bytes
+
+    def admit_event(self, size: int) -> None:
+        """Count a raw client event of ``size`` bytes against the session's rate limits (the
+        transport asks before it parses); ``ProtocolError`` past them."""
+        self._rate_limits.admit_event(size)
+
+    def handle_event(self, event: ce.ClientEvent | ProtocolError) -> None:
+        """One client event as the transport parsed it, or why it could not. Bad events get an
+        ``error`` event, nothing else; an unexpected exception is the supervisor's (reported,
+        and the session goes on)."""
+        if isinstance(event, ProtocolError):
+            self._report(event)
+            return
         try:
-            self._rate_limits.admit_event(len(raw))
-            event = ce.parse_client_event(raw, self._settings.max_event_bytes)
             self._dispatch(event)
         except ProtocolError as err:
             self._report(err)
         except Exception as exc:
-            event_id = event.event_id if event is not None else None
-            where = f"handling {event.type}" if event is not None else "reading a client event"
-            self.supervisor.failed(exc, where, event_id=event_id)
+            self.supervisor.failed(exc, f"handling {event.type}", event_id=event.event_id)
 
     def append_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Input audio from any transport: mono int16 at ``sample_rate``."""

@@ -16,6 +16,7 @@ from realtime.protocol.session_config import AudioFormat, PcmFormat, SessionConf
 from realtime.session.outbox import AudioFrame, Outgoing
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from realtime.transports.websocket_io import close_once, raw_messages, send_json
 
 log = logging.getLogger(__name__)
@@ -75,4 +76,4 @@ async def serve_websocket(
 
 async def _receive(websocket: WebSocket, session: Session) -> None:
     async for raw in raw_messages(websocket):
-        await session.handle_message(raw)
+        hand_over(session, raw)

@@ -18,6 +18,7 @@ from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.speaking.after_think import AfterThinkPolicy
 from realtime.telemetry.metrics import ServiceMetrics
+from realtime.transports.client_input import hand_over
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
 from tokenizer.pcm import pcm16_to_base64
@@ -49,13 +50,13 @@ async def manual_turns(session: Session) -> None:
         "type": "session.update",
         "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
     }
-    await session.handle_message(json.dumps(update))
+    hand_over(session, json.dumps(update))
 
 
 async def append(session: Session, pcm: np.ndarray) -> None:
     """One ``input_audio_buffer.append`` of ``pcm``."""
     message = {"type": "input_audio_buffer.append", "audio": pcm16_to_base64(pcm)}
-    await session.handle_message(json.dumps(message))
+    hand_over(session, json.dumps(message))
 
 
 async def feed(session: Session, pcm: np.ndarray, frame_samples: int = 480) -> None:
@@ -112,7 +113,7 @@ async def update_input_audio(
 ) -> dict[str, Any]:
     """``session.update`` of ``audio.input``; the ``session.updated`` (or ``error``) it got."""
     message = {"type": "session.update", "session": {"audio": {"input": audio_input}}}
-    await session.handle_message(json.dumps(message))
+    hand_over(session, json.dumps(message))
     await until(lambda: any(e["type"] in ("session.updated", "error") for e in sink.events))
     event: dict[str, Any] = sink.events[-1]
     sink.events.clear()
