@@ -8,7 +8,7 @@ cancelled, and its history item keeps only the words whose audio was sent.
 A *speculative* response starts at a candidate end of the user's turn, before the turn is
 final: it runs with the turn's audio as it would be committed, but the outbox holds all of
 it. ``release_speculative`` sends it once the turn is confirmed (as if it had been created
-then); ``discard_speculative`` drops it without a single wire event if the user goes on.
+then); ``discard_speculative`` drops it without a single event if the user goes on.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 Where a frame of input audio goes: ``append_audio`` hands it to the session's ``TurnInput``
 (``realtime/turns/``: resampling, the VAD, the end of the turn, interruptions), which tells
-the session what happened through turn events. The session turns those into wire events and
-actions: a barge-in cancels the response being played, a short burst of speech over it only
-pauses it, a candidate end of the turn may start a speculative reply, and the end of a turn
-commits it and creates a response, which a ``Responder`` runs until its audio is in the
-outbox.
+the session what happened through turn events. The session turns those into typed events
+(``realtime.events``, which the transport renders for its wire) and actions: a barge-in
+cancels the response being played, a short burst of speech over it only pauses it, a
+candidate end of the turn may start a speculative reply, and the end of a turn commits it
+and creates a response, which a ``Responder`` runs until its audio is in the outbox.
 """
 
 from __future__ import annotations

@@ -28,43 +28,54 @@ def ended_turn() -> ev.TurnReport:
     return ev.TurnReport("echo", "pocketsphinx", False, "after-think", timings.report())
 
 
+CLIENT_ERROR = ProtocolError("invalid_value", "bad", "session.x", "evt_1").event()
+COMMITTED_TURN = ev.ItemAdded(ev.Message(ITEM, "user", (ev.ContentPart("input_audio"),)), "item_0")
+RETRIEVED_TURN = ev.ItemRetrieved(
+    ev.Message(ITEM, "user", (ev.ContentPart("input_audio", transcript="hi", audio="AAA="),))
+)
+TRANSCRIBED = ev.TranscriptionCompleted(ITEM, "hello", 1.23456)
+CREATED = ev.ReplyCreated(reply("in_progress", metadata={"topic": "weather"}))
+COMPLETED = ev.ReplyEnded(
+    reply("completed", output=(SPOKEN, CALL), usage=ev.Usage(40, 3, 32), turn=ended_turn())
+)
+CUT = ev.ReplyEnded(
+    reply(
+        "cancelled",
+        status_details=ev.StatusDetails("cancelled", "turn_detected", "internal_error"),
+        turn=ended_turn(),
+    )
+)
+AUDIO_PART = ev.ContentPartAdded(RID, ITEM, ev.ContentPart("output_audio", transcript=""))
+TEXT_PART = ev.ContentPartDone(RID, ITEM, ev.ContentPart("output_text", text="Hello."))
+SERVER_ERROR = ev.ErrorReported.server("engine_error", "the engine failed")
+
 EXAMPLES: list[ev.ServerEvent] = [
     ev.SessionCreated(SessionConfig()),
     ev.SessionUpdated(SessionConfig.model_validate({"type": "transcription"})),
-    ProtocolError("invalid_value", "bad", "session.x", "evt_1").event(),
-    ev.ErrorReported.server("engine_error", "the engine failed"),
+    CLIENT_ERROR,
+    SERVER_ERROR,
     ev.SpeechStarted(120, ITEM),
     ev.SpeechStopped(980, ITEM),
     ev.IdleTimedOut(0, 6000, ITEM),
     ev.BufferCommitted(ITEM, None),
     ev.BufferCleared(),
-    ev.ItemAdded(ev.Message(ITEM, "user", (ev.ContentPart("input_audio"),)), "item_0"),
+    COMMITTED_TURN,
     ev.ItemDone(ev.Message(ITEM, "user", (ev.ContentPart("input_text", text="hi"),)), None),
-    ev.ItemRetrieved(
-        ev.Message(ITEM, "user", (ev.ContentPart("input_audio", transcript="hi", audio="AAA="),))
-    ),
+    RETRIEVED_TURN,
     ev.ItemRetrieved(CALL),
     ev.ItemRetrieved(ev.FunctionCallOutput("item_3", "call_1", "sunny")),
     ev.ItemDeleted(ITEM),
     ev.ItemTruncated(ITEM, 0, 1500),
     ev.TranscriptionDelta(ITEM, "hel"),
-    ev.TranscriptionCompleted(ITEM, "hello", 1.23456),
+    TRANSCRIBED,
     ev.TranscriptionFailed(ITEM, "no speech"),
-    ev.ReplyCreated(reply("in_progress", metadata={"topic": "weather"})),
-    ev.ReplyEnded(
-        reply("completed", output=(SPOKEN, CALL), usage=ev.Usage(40, 3, 32), turn=ended_turn())
-    ),
-    ev.ReplyEnded(
-        reply(
-            "cancelled",
-            status_details=ev.StatusDetails("cancelled", "turn_detected", "internal_error"),
-            turn=ended_turn(),
-        )
-    ),
+    CREATED,
+    COMPLETED,
+    CUT,
     ev.OutputItemAdded(RID, ev.reply_message(ITEM, speaks=False, text="", status="in_progress")),
     ev.OutputItemDone(RID, CALL, 1),
-    ev.ContentPartAdded(RID, ITEM, ev.ContentPart("output_audio", transcript="")),
-    ev.ContentPartDone(RID, ITEM, ev.ContentPart("output_text", text="Hello.")),
+    AUDIO_PART,
+    TEXT_PART,
     ev.TextDelta(RID, ITEM, "Hel"),
     ev.TextDone(RID, ITEM, "Hello."),
     ev.AudioTranscriptDelta(RID, ITEM, "Hel"),
@@ -101,7 +112,7 @@ def test_each_rendering_gets_its_own_event_id() -> None:
 
 
 def test_a_reply_renders_as_the_realtime_response_object() -> None:
-    done = render(EXAMPLES[20])
+    done = render(COMPLETED)
     response = done["response"]
     assert done["type"] == "response.done"
     assert response["status"] == "completed" and response["status_details"] is None
@@ -117,11 +128,11 @@ def test_a_reply_renders_as_the_realtime_response_object() -> None:
     assert response["output"][0]["content"] == [{"type": "output_audio", "transcript": "Hello."}]
     assert response["x_turn"]["policy"] == "after-think"
     assert "stages_ms" in response["x_turn"]["timings"]
-    assert "x_turn" not in render(EXAMPLES[19])["response"]
+    assert "x_turn" not in render(CREATED)["response"]
 
 
 def test_a_cut_reply_says_why_and_which_server_error_cut_it() -> None:
-    response = render(EXAMPLES[21])["response"]
+    response = render(CUT)["response"]
     assert response["status_details"] == {
         "type": "cancelled",
         "reason": "turn_detected",
@@ -138,21 +149,21 @@ def test_an_unlimited_out_of_band_text_reply() -> None:
 
 
 def test_content_parts_and_items_keep_their_wire_names() -> None:
-    added = render(EXAMPLES[24])
+    added = render(AUDIO_PART)
     assert added["part"] == {"type": "audio", "transcript": ""}
     assert (added["output_index"], added["content_index"]) == (0, 0)
-    assert render(EXAMPLES[25])["part"] == {"type": "text", "text": "Hello."}
-    committed = render(EXAMPLES[9])["item"]
+    assert render(TEXT_PART)["part"] == {"type": "text", "text": "Hello."}
+    committed = render(COMMITTED_TURN)["item"]
     assert committed["content"] == [{"type": "input_audio", "transcript": None}]
     assert committed["object"] == "realtime.item" and committed["status"] == "completed"
-    retrieved = render(EXAMPLES[11])["item"]["content"]
+    retrieved = render(RETRIEVED_TURN)["item"]["content"]
     assert retrieved == [{"type": "input_audio", "audio": "AAA=", "transcript": "hi"}]
-    usage = render(EXAMPLES[17])["usage"]
+    usage = render(TRANSCRIBED)["usage"]
     assert usage == {"type": "duration", "seconds": 1.235}
 
 
 def test_the_error_event_carries_the_client_event_it_answers() -> None:
-    error = render(EXAMPLES[2])["error"]
+    error = render(CLIENT_ERROR)["error"]
     assert error == {"type": "invalid_request_error", "code": "invalid_value",
                      "message": "bad", "param": "session.x", "event_id": "evt_1"}  # fmt: skip
-    assert render(EXAMPLES[3])["error"]["type"] == "server_error"
+    assert render(SERVER_ERROR)["error"]["type"] == "server_error"

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from benchmarks.harness.recording_engine import RecordingEngine
 from realtime import events as ev
 from realtime.engines.base import (
     EngineCapabilities,
@@ -58,25 +59,11 @@ PAUSE = "pause"
 
 
 @dataclass
-class ScriptedEngine:
-    session: ScriptedEngineSession = field(default_factory=ScriptedEngineSession)
+class ScriptedEngine(RecordingEngine):
+    """The recording engine's service side, able to call tools, around a scripted session."""
+
     capabilities: ClassVar[EngineCapabilities] = EngineCapabilities(tools=True)
     info: EngineInfo = field(default_factory=lambda: EngineInfo("scripted", "scripted-model"))
-
-    async def start(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-    def admission_problem(self) -> str | None:
-        return None
-
-    def load_report(self) -> dict[str, dict[str, float]]:
-        return {}
-
-    def open_session(self) -> ScriptedEngineSession:
-        return self.session
 
 
 class SegmentTts:

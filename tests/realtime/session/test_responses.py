@@ -13,7 +13,14 @@ import numpy as np
 
 from realtime import events as ev
 from realtime.conversation import UserAudioItem
-from realtime.engines.base import AnswerDelta, EngineError, EngineEvent, EngineUsage, ToolCall
+from realtime.engines.base import (
+    AnswerDelta,
+    EngineError,
+    EngineEvent,
+    EngineUsage,
+    ReasoningDelta,
+    ToolCall,
+)
 from realtime.protocol import client_events as ce
 from realtime.protocol.session_config import SessionConfig
 from realtime.session.conversation_log import ConversationLog
@@ -57,7 +64,7 @@ async def rig(
     script: Sequence[EngineEvent | str], config: SessionConfig | None = None,
     failure: Exception | None = None,
 ) -> AsyncIterator[Rig]:  # fmt: skip
-    engine = ScriptedEngine(ScriptedEngineSession(script, failure=failure))
+    engine = ScriptedEngine(session=ScriptedEngineSession(script, failure=failure))  # type: ignore[arg-type]
     settings = SessionSettings()
     services = SessionServices(
         engine=engine,
@@ -158,7 +165,7 @@ async def test_a_cancelled_reply_ends_cancelled_and_nothing_of_it_follows() -> N
 
 
 async def test_a_speculative_reply_is_held_then_released_from_its_start() -> None:
-    async with rig([AnswerDelta("Sure.")]) as r:
+    async with rig([ReasoningDelta("A greeting."), AnswerDelta("Sure.")]) as r:
         r.manager.create(TEXT, TurnTimings(), event_id=None, speculative_turn=turn())
         speculative = r.manager.speculative
         assert speculative is not None and speculative.task is not None
@@ -171,6 +178,7 @@ async def test_a_speculative_reply_is_held_then_released_from_its_start() -> Non
 
     kinds = r.sent.kinds()
     assert kinds[0] == "ReplyCreated" and kinds[-1] == "ReplyEnded"
+    assert kinds.index("ReasoningDelta") > kinds.index("ContentPartAdded")
     assert "".join(delta.delta for delta in r.sent.of(ev.TextDelta)) == "Sure."
     assert r.ended()[0].reply.status == "completed"
 
