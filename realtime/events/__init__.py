@@ -12,7 +12,9 @@ from realtime.events.items import (
     Item,
     ItemStatus,
     Message,
+    Phase,
     reply_message,
+    reply_phases,
 )
 from realtime.events.reply import (
     AudioDelta,
@@ -107,10 +109,10 @@ __all__ = [
     "FunctionCallArgumentsDelta", "FunctionCallArgumentsDone", "FunctionCallOutput",
     "IdleTimedOut", "Item", "ItemAdded", "ItemDeleted", "ItemDone", "ItemRetrieved",
     "ItemStatus", "ItemTruncated", "Message", "OutputItemAdded", "OutputItemDone",
-    "PlaybackCleared", "PlaybackStarted", "PlaybackStopped", "ReasoningDelta",
+    "Phase", "PlaybackCleared", "PlaybackStarted", "PlaybackStopped", "ReasoningDelta",
     "ReasoningDone", "Reply", "ReplyCreated", "ReplyEnded", "ReplyStatus", "ServerEvent",
     "SessionCreated", "SessionDescription", "SessionUpdated", "SpeechStarted",
     "SpeechStopped", "StatusDetails", "TextDelta", "TextDone", "TranscriptionCompleted",
     "TranscriptionDelta", "TranscriptionFailed", "TurnReport", "Usage", "new_id",
-    "reply_message",
+    "reply_message", "reply_phases",
 ]  # fmt: skip

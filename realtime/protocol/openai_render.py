@@ -176,7 +176,7 @@ def _error(err: ev.ErrorReported) -> Event:
 def _item(item: ev.Item) -> dict[str, Any]:
     match item:
         case ev.Message():
-            return {
+            body = {
                 "id": item.id,
                 "object": "realtime.item",
                 "type": "message",
@@ -184,6 +184,12 @@ def _item(item: ev.Item) -> dict[str, Any]:
                 "status": item.status,
                 "content": [_part(part) for part in item.content],
             }
+            if item.phases:
+                # OpenAI's output messages say their ``phase``; one reply item can hold both.
+                body["x_phases"] = [
+                    {"phase": phase.phase, "text": phase.text} for phase in item.phases
+                ]
+            return body
         case ev.FunctionCall():
             return {
                 "id": item.id,

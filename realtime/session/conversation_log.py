@@ -268,7 +268,8 @@ def _described(item: ConversationItem, input_format: AudioFormat) -> ev.Item:
         return ev.FunctionCallOutput(item.id, item.call_id, item.output)
     assert isinstance(item, AssistantItem)
     part = ev.ContentPart("output_audio", transcript=item.text)
-    return ev.Message(item.id, "assistant", (part,), status=item.status)
+    phases = ev.reply_phases(item.text, item.commentary_words)
+    return ev.Message(item.id, "assistant", (part,), item.status, phases)
 
 
 def _created(spec: ce.Item, item: ConversationItem) -> ev.Item:

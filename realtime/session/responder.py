@@ -71,6 +71,7 @@ class ResponseOutcome:
 @dataclass
 class _ReplyState:
     full_text: list[str] = field(default_factory=list)
+    commentary: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     segments: list[SpokenSegment] = field(default_factory=list)
     transcript_sent: list[str] = field(default_factory=list)
@@ -128,6 +129,11 @@ class Responder:
     def reply_text(self) -> str:
         return self._state.reply_text()
 
+    @property
+    def commentary_words(self) -> int:
+        """How many of the reply's first words were said before the reasoning was over."""
+        return len("".join(self._state.commentary).split())
+
     def heard_text(self) -> str:
         """The reply's text cut to the audio the listener heard (for barge-in): what left the
         outbox, or less where the transport reports what was played."""
@@ -177,6 +183,8 @@ class Responder:
                     if event.text:
                         self.timings.mark("first_reply_text")
                         self._state.full_text.append(event.text)
+                        if event.phase == "commentary":
+                            self._state.commentary.append(event.text)
                         reply_queue.put_nowait(event.text)
                 elif isinstance(event, ToolCall):
                     self._take_call(event)

@@ -382,6 +382,7 @@ class ResponseManager:
         item = plan.item
         item.text = active.responder.reply_text()
         item.reasoning = active.responder.reasoning
+        item.commentary_words = active.responder.commentary_words
         item.status = "completed"
         rid = plan.response_id
         output: list[ev.Item] = []
@@ -446,6 +447,7 @@ class ResponseManager:
         item = plan.item
         item.text = active.responder.heard_text()
         item.reasoning = active.responder.reasoning
+        item.commentary_words = active.responder.commentary_words
         item.status = "incomplete"
         if reason == "turn_detected":
             metrics = self._services.metrics
@@ -556,5 +558,6 @@ def _tool_choice(choice: ToolChoiceSetting) -> ToolChoice:
 
 
 def _message(active: ActiveResponse, status: ev.ItemStatus, text: str) -> ev.Message:
-    return ev.reply_message(active.plan.item.id, speaks=active.plan.speaks, text=text,
-                            status=status)  # fmt: skip
+    item = active.plan.item
+    return ev.reply_message(item.id, speaks=active.plan.speaks, text=text, status=status,
+                            commentary_words=item.commentary_words)  # fmt: skip

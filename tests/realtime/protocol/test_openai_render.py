@@ -13,7 +13,9 @@ from realtime.telemetry.timings import TurnTimings
 from tests.support.openai_events import EXTENSION_EVENTS, validate_server_event
 
 RID, ITEM = "resp_1", "item_1"
-SPOKEN = ev.reply_message(ITEM, speaks=True, text="Hello.", status="completed")
+SPOKEN = ev.reply_message(
+    ITEM, speaks=True, text="Let me see. Hello.", status="completed", commentary_words=3
+)
 CALL = ev.FunctionCall("item_2", "call_1", "get_weather", '{"city": "Paris"}')
 
 
@@ -125,7 +127,12 @@ def test_a_reply_renders_as_the_realtime_response_object() -> None:
         "input_token_details": {"cached_tokens": 32}, "output_token_details": {"text_tokens": 3},
     }  # fmt: skip
     assert [item["type"] for item in response["output"]] == ["message", "function_call"]
-    assert response["output"][0]["content"] == [{"type": "output_audio", "transcript": "Hello."}]
+    spoken = response["output"][0]
+    assert spoken["content"] == [{"type": "output_audio", "transcript": "Let me see. Hello."}]
+    assert spoken["x_phases"] == [
+        {"phase": "commentary", "text": "Let me see."},
+        {"phase": "final_answer", "text": "Hello."},
+    ]
     assert response["x_turn"]["policy"] == "after-think"
     assert "stages_ms" in response["x_turn"]["timings"]
     assert "x_turn" not in render(CREATED)["response"]
@@ -167,3 +174,11 @@ def test_the_error_event_carries_the_client_event_it_answers() -> None:
     assert error == {"type": "invalid_request_error", "code": "invalid_value",
                      "message": "bad", "param": "session.x", "event_id": "evt_1"}  # fmt: skip
     assert render(SERVER_ERROR)["error"]["type"] == "server_error"
+
+
+def test_a_reply_in_progress_has_no_phases_and_a_cut_one_keeps_what_was_said() -> None:
+    opened = ev.reply_message(ITEM, speaks=True, text="", status="in_progress")
+    assert "x_phases" not in render(ev.OutputItemAdded(RID, opened))["item"]
+    cut = ev.reply_message(ITEM, speaks=True, text="Let me", status="incomplete",
+                           commentary_words=3)  # fmt: skip
+    assert cut.phases == (ev.Phase("commentary", "Let me"),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,6 +28,7 @@ from realtime.session.outbox import AudioFrame, Outbox
 from realtime.session.responses import ResponseManager
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.speaking.after_think import AfterThinkPolicy
+from realtime.speaking.base import ReasoningText, ReplyText, SpeakEvent, SpeakingPolicy
 from realtime.telemetry.metrics import ServiceMetrics
 from realtime.telemetry.timings import TurnTimings
 from realtime.turns.vad import VadBatcher
@@ -62,7 +63,7 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(
     script: Sequence[EngineEvent | str], config: SessionConfig | None = None,
-    failure: Exception | None = None,
+    failure: Exception | None = None, policy: SpeakingPolicy | None = None,
 ) -> AsyncIterator[Rig]:  # fmt: skip
     engine = ScriptedEngine(session=ScriptedEngineSession(script, failure=failure))  # type: ignore[arg-type]
     settings = SessionSettings()
@@ -70,7 +71,7 @@ async def rig(
         engine=engine,
         tts=SegmentTts(),
         vad=cast(VadBatcher, None),  # the input side is not part of a response
-        policies={settings.default_policy: AfterThinkPolicy()},
+        policies={settings.default_policy: policy or AfterThinkPolicy()},
         metrics=ServiceMetrics("scripted", simulated=False),
         settings=settings,
     )
@@ -232,3 +233,28 @@ async def test_an_engine_failure_is_reported_and_the_reply_ends_cancelled_with_i
     details = r.ended()[0].reply.status_details
     assert details == ev.StatusDetails("cancelled", None, "engine_error")
     assert r.manager.active is None
+
+
+class SpeakFirstScript:
+    """A policy that says a few words before its reasoning, then the answer."""
+
+    name = "scripted-speak-first"
+
+    async def run(self, *args: object, **kwargs: object) -> AsyncGenerator[SpeakEvent, None]:
+        yield ReplyText("Let me see. ", "commentary")
+        yield ReasoningText("Six times seven.")
+        yield ReplyText("It is forty two.", "final_answer")
+
+
+async def test_words_said_before_the_reasoning_is_over_are_marked_as_commentary() -> None:
+    async with rig([], policy=cast(SpeakingPolicy, SpeakFirstScript())) as r:
+        r.manager.create(TEXT, TurnTimings(), event_id=None)
+        await until(lambda: bool(r.ended()))
+
+    [message] = r.ended()[0].reply.output
+    assert isinstance(message, ev.Message)
+    assert message.phases == (
+        ev.Phase("commentary", "Let me see."), ev.Phase("final_answer", "It is forty two.")
+    )  # fmt: skip
+    assert r.sent.of(ev.ItemDone)[0].item == message
+    assert r.sent.of(ev.OutputItemAdded)[0].item.phases == ()  # nothing said yet
