@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from realtime.events.items import Item
 
@@ -33,7 +33,8 @@ class ErrorReported:
     param: str | None = None
     event_id: str | None = None
     """The client event it answers, if any."""
-    type: Literal["invalid_request_error", "server_error"] | str = "invalid_request_error"
+    type: str = "invalid_request_error"
+    """``invalid_request_error`` (the client's mistake) or ``server_error`` (ours)."""
 
     @classmethod
     def server(cls, code: str, message: str, *, event_id: str | None = None) -> ErrorReported:
