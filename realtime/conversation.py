@@ -71,6 +71,8 @@ class AssistantItem:
     text: str = ""
     reasoning: str = ""
     status: Literal["in_progress", "completed", "incomplete"] = "in_progress"
+    commentary_words: int = 0
+    """How many of ``text``'s first words were said before the reasoning was over."""
 
     @property
     def role(self) -> Literal["assistant"]:

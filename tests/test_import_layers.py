@@ -19,8 +19,9 @@ PACKAGES = ("tokenizer", "tts", "realtime")
 
 # Lowest first.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # The ``realtime`` package root holds only its version.
-    ("tokenizer", "realtime"),
+    # The ``realtime`` package root holds only its version; ``events`` is what a session says,
+    # free of any wire format, for the protocol to render.
+    ("tokenizer", "realtime", "realtime.events"),
     ("tts", "realtime.protocol", "realtime.telemetry", "realtime.conversation",
      "realtime.webrtc_media"),
     ("realtime.engines", "realtime.turns", "realtime.client"),

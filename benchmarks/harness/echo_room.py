@@ -17,12 +17,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from benchmarks.harness.recording_engine import RecordingEngine, RecordingEngineSession
 from benchmarks.harness.speech import energy_spans, synthesize
+from realtime import events as ev
 from realtime.protocol.session_config import (
     AudioConfig,
     EchoCancellation,
@@ -37,6 +37,7 @@ from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.speaking.after_think import AfterThinkPolicy
 from realtime.telemetry.metrics import ServiceMetrics
+from realtime.transports.client_input import hand_over
 from realtime.turns.echo import ECHO_CANCELLATION_STAGE, EchoCancellationStage
 from realtime.turns.input import ReplyPaused, TurnEvent
 from realtime.turns.silero import SileroVadModel
@@ -184,7 +185,7 @@ class Speakerphone:
         self._noise = np.random.default_rng(room.seed + 1).normal(0, 10, size).astype(np.float32)
         self._t0 = 0.0
         self._sent = 0  # microphone samples sent
-        self.events: list[dict[str, Any]] = []
+        self.events: list[ev.ServerEvent] = []
         self.audio_frames: list[tuple[float, str, float]] = []  # (at, response id, seconds)
         self.onsets: list[tuple[int, float | None]] = []  # (user onset sample, when it was sent)
 
@@ -202,7 +203,7 @@ class Speakerphone:
             return
         assert isinstance(item, EventMessage)
         self.events.append(item.event)
-        if item.event.get("type") == "input_audio_buffer.speech_started":
+        if isinstance(item.event, ev.SpeechStarted):
             playing = self._sample_at(now)  # the client stops playing what it holds
             self._speaker[playing : self._speaker_end] = 0
             self._speaker_end = min(self._speaker_end, playing)
@@ -256,18 +257,15 @@ class Speakerphone:
         return sum(seconds for at, _, seconds in self.audio_frames if start <= at < end)
 
 
-def _cancelled_by_turn(event: dict[str, Any]) -> bool:
-    response = event.get("response") or {}
-    details = response.get("status_details") or {}
-    return (
-        event.get("type") == "response.done"
-        and response.get("status") == "cancelled"
-        and details.get("reason") == "turn_detected"
-    )
+def _cancelled_by_turn(event: ev.ServerEvent) -> bool:
+    if not isinstance(event, ev.ReplyEnded):
+        return False
+    details = event.reply.status_details
+    return details is not None and (details.type, details.reason) == ("cancelled", "turn_detected")
 
 
 async def _reply(session: Session) -> None:
-    await session.handle_message('{"type": "response.create"}')
+    hand_over(session, '{"type": "response.create"}')
 
 
 async def run_room(
@@ -315,7 +313,7 @@ async def _echo_only(
     end = time.monotonic()
     events = phone.events
     result.false_barge_ins = sum(_cancelled_by_turn(e) for e in events)
-    result.false_turns = sum(e.get("type") == "input_audio_buffer.speech_started" for e in events)
+    result.false_turns = sum(isinstance(e, ev.SpeechStarted) for e in events)
     result.reply_s = phone.reply_s_between(start, end)
     result.false_pauses = sum(start <= at < end for at in session.pauses)
     energy_after = _energies(stage)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from realtime.events import ErrorReported
+
 
 @dataclass
 class ProtocolError(Exception):
@@ -19,6 +21,10 @@ class ProtocolError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def event(self) -> ErrorReported:
+        """The event that tells the client."""
+        return ErrorReported(self.code, self.message, self.param, self.event_id, type=self.type)
 
     @classmethod
     def from_validation(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from realtime import events as ev
 from realtime.conversation import (
     AssistantItem,
     Conversation,
@@ -18,7 +17,6 @@ from realtime.conversation import (
 )
 from realtime.engines.base import EngineRequest, InputTranscription, ToolChoice, ToolSpec
 from realtime.protocol import client_events as ce
-from realtime.protocol import server_events as ev
 from realtime.protocol.audio_codec import decode_audio, encode_audio
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import AudioFormat
@@ -95,10 +93,10 @@ class ConversationLog:
         self._make_room()
         previous = self.previous_item_id()
         self.items.append(item)
-        wire = ev.message_item(item.id, "user", [{"type": "input_audio", "transcript": None}])
-        self._outbox.send_now(ev.committed(item.id, previous))
-        self._outbox.send_now(ev.item_added(wire, previous))
-        self._outbox.send_now(ev.item_done(wire, previous))
+        described = ev.Message(item.id, "user", (ev.ContentPart("input_audio"),))
+        self._outbox.send_now(ev.BufferCommitted(item.id, previous))
+        self._outbox.send_now(ev.ItemAdded(described, previous))
+        self._outbox.send_now(ev.ItemDone(described, previous))
 
     def function_call(self, call_id: str) -> FunctionCallItem | None:
         return next(
@@ -134,15 +132,9 @@ class ConversationLog:
             )
         self._make_room()
         self.items.append(item)
-        wire: dict[str, Any] = spec.model_dump(mode="json", exclude_none=True) | {
-            "id": item_id,
-            "object": "realtime.item",
-            "status": "completed",
-        }
-        for part in wire.get("content", []):
-            part.pop("audio", None)
-        self._outbox.send_now(ev.item_added(wire, previous))
-        self._outbox.send_now(ev.item_done(wire, previous))
+        described = _created(spec, item)
+        self._outbox.send_now(ev.ItemAdded(described, previous))
+        self._outbox.send_now(ev.ItemDone(described, previous))
 
     def delete(self, item_id: str, event_id: str | None, *, protected_id: str | None) -> None:
         if item_id == protected_id:
@@ -153,7 +145,7 @@ class ConversationLog:
         for index, item in enumerate(self.items):
             if item.id == item_id:
                 del self.items[index]
-                self._outbox.send_now(ev.item_deleted(item_id))
+                self._outbox.send_now(ev.ItemDeleted(item_id))
                 return
         raise ProtocolError("item_not_found", f"no item with id {item_id}", "item_id", event_id)
 
@@ -175,7 +167,7 @@ class ConversationLog:
         """``conversation.item.retrieve``: the server's copy of an item, a user turn's audio
         included (as the VAD cut it, at the session's input rate)."""
         item = self._existing(item_id, "item_id", event_id)
-        self._outbox.send_now(ev.item_retrieved(_wire_item(item, input_format)))
+        self._outbox.send_now(ev.ItemRetrieved(_described(item, input_format)))
 
     def assistant_item(self, item_id: str, event_id: str | None) -> AssistantItem:
         item = self._find(item_id)
@@ -193,7 +185,7 @@ class ConversationLog:
             words = item.text.split()
             item.text = " ".join(words[: int(len(words) * event.audio_end_ms / sent_audio_ms)])
             item.status = "incomplete"
-        self._outbox.send_now(ev.item_truncated(item.id, event.content_index, event.audio_end_ms))
+        self._outbox.send_now(ev.ItemTruncated(item.id, event.content_index, event.audio_end_ms))
 
     def _make_room(self) -> None:
         if self.max_bytes is None:
@@ -202,7 +194,7 @@ class ConversationLog:
         while total > self.max_bytes and len(self.items) > 2:
             oldest = self.items.pop(0)
             total -= _item_bytes(oldest)
-            self._outbox.send_now(ev.item_deleted(oldest.id))
+            self._outbox.send_now(ev.ItemDeleted(oldest.id))
 
     def add_transcription(self, transcription: InputTranscription) -> None:
         """A user turn's transcript (once: a second one for the same turn is ignored)."""
@@ -212,7 +204,7 @@ class ConversationLog:
                     return
                 item.transcript = transcription.text
                 self._outbox.send_now(
-                    ev.transcription_completed(item.id, transcription.text, item.duration_s)
+                    ev.TranscriptionCompleted(item.id, transcription.text, item.duration_s)
                 )
                 return
 
@@ -259,24 +251,39 @@ def _new_item(
     return _message_from_spec(spec, item_id, input_format, event_id)
 
 
-def _wire_item(item: ConversationItem, input_format: AudioFormat) -> dict[str, Any]:
+def _described(item: ConversationItem, input_format: AudioFormat) -> ev.Item:
+    """The server's copy of an item, a user turn's audio in ``input_format``."""
     if isinstance(item, UserAudioItem):
         audio = resample(item.audio(), ENGINE_SAMPLE_RATE, input_format.rate)
-        part = {"type": "input_audio", "audio": encode_audio(audio, input_format),
-                "transcript": item.transcript}  # fmt: skip
-        return ev.message_item(item.id, "user", [part])
+        part = ev.ContentPart("input_audio", transcript=item.transcript,
+                              audio=encode_audio(audio, input_format))  # fmt: skip
+        return ev.Message(item.id, "user", (part,))
     if isinstance(item, UserTextItem):
-        return ev.message_item(item.id, "user", [{"type": "input_text", "text": item.text}])
+        return ev.Message(item.id, "user", (ev.ContentPart("input_text", text=item.text),))
     if isinstance(item, SystemTextItem):
-        return ev.message_item(item.id, "system", [{"type": "input_text", "text": item.text}])
+        return ev.Message(item.id, "system", (ev.ContentPart("input_text", text=item.text),))
     if isinstance(item, FunctionCallItem):
-        return ev.function_call_item(item.id, item.call_id, item.name, item.arguments)
+        return ev.FunctionCall(item.id, item.call_id, item.name, item.arguments)
     if isinstance(item, FunctionCallOutputItem):
-        return {"id": item.id, "object": "realtime.item", "type": "function_call_output",
-                "status": "completed", "call_id": item.call_id, "output": item.output}  # fmt: skip
+        return ev.FunctionCallOutput(item.id, item.call_id, item.output)
     assert isinstance(item, AssistantItem)
-    part = {"type": "output_audio", "transcript": item.text}
-    return ev.message_item(item.id, "assistant", [part], status=item.status)
+    part = ev.ContentPart("output_audio", transcript=item.text)
+    phases = ev.reply_phases(item.text, item.commentary_words)
+    return ev.Message(item.id, "assistant", (part,), item.status, phases)
+
+
+def _created(spec: ce.Item, item: ConversationItem) -> ev.Item:
+    """An item the client created, as it wrote it (its audio left out)."""
+    if isinstance(spec, ce.FunctionCallItem):
+        assert isinstance(item, FunctionCallItem)
+        return ev.FunctionCall(item.id, item.call_id, spec.name, spec.arguments)
+    if isinstance(spec, ce.FunctionCallOutputItem):
+        return ev.FunctionCallOutput(item.id, spec.call_id, spec.output)
+    parts = tuple(
+        ev.ContentPart(part.type, text=part.text, transcript=part.transcript)
+        for part in spec.content
+    )
+    return ev.Message(item.id, spec.role, parts)
 
 
 def _item_bytes(item: ConversationItem) -> int:

@@ -3,7 +3,7 @@ and drops whatever belongs to a cancelled response.
 
 Two lanes. Control events (VAD events, errors, session and cancellation events) go out at
 once and never wait behind audio. Response items (audio frames and the events that must stay
-in order with them, such as transcript deltas and ``response.done``) leave in order, with
+in order with them, such as transcript deltas and the reply's end) leave in order, with
 audio released at playback pace plus a small lead, so that "sent" is close to "played":
 a barge-in then stops the audio within one frame, and the transcript can be cut to what
 the listener actually heard.
@@ -20,9 +20,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
+
+from realtime.events import ServerEvent
 
 # How far ahead of real time reply audio is released, by default.
 DEFAULT_LEAD_MS = 200.0
@@ -38,7 +40,7 @@ class AudioFrame:
 
 @dataclass(frozen=True)
 class EventMessage:
-    event: dict[str, Any]
+    event: ServerEvent
     response_id: str | None = None
 
 
@@ -56,7 +58,7 @@ class Closing:
 
 @dataclass(frozen=True)
 class _DeferredEvent:
-    build: Callable[[], dict[str, Any]]
+    build: Callable[[], ServerEvent]
     response_id: str
 
 
@@ -138,7 +140,7 @@ class Outbox:
 
     # -- producers ---------------------------------------------------------------------
 
-    def send_now(self, event: dict[str, Any], response_id: str | None = None) -> None:
+    def send_now(self, event: ServerEvent, response_id: str | None = None) -> None:
         """Queue a control event ahead of all response items."""
         if (
             self._closed
@@ -148,14 +150,14 @@ class Outbox:
             return
         self._put(EventMessage(event, response_id), control=True)
 
-    def enqueue(self, response_id: str, event: dict[str, Any]) -> None:
+    def enqueue(self, response_id: str, event: ServerEvent) -> None:
         """Queue an event that must leave in order with the response's audio."""
         if self._closed or response_id in self._stale:
             return
         self._put(EventMessage(event, response_id), control=False)
 
-    def enqueue_built_on_send(self, response_id: str, build: Callable[[], dict[str, Any]]) -> None:
-        """Like ``enqueue``, but the event is built when it leaves (e.g. ``response.done``,
+    def enqueue_built_on_send(self, response_id: str, build: Callable[[], ServerEvent]) -> None:
+        """Like ``enqueue``, but the event is built when it leaves (e.g. the reply's end,
         whose timings include the moment the first audio frame was sent)."""
         if self._closed or response_id in self._stale:
             return

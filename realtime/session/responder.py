@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from realtime import events as ev
 from realtime.conversation import AssistantItem
 from realtime.engines.base import (
     EngineError,
@@ -28,7 +29,6 @@ from realtime.engines.base import (
     InvalidToolCall,
     ToolCall,
 )
-from realtime.protocol import server_events as ev
 from realtime.protocol.session_config import AudioFormat, PcmFormat
 from realtime.session.outbox import AudioFrame, Outbox
 from realtime.session.truncation import SpokenSegment, spoken_text
@@ -71,6 +71,7 @@ class ResponseOutcome:
 @dataclass
 class _ReplyState:
     full_text: list[str] = field(default_factory=list)
+    commentary: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     segments: list[SpokenSegment] = field(default_factory=list)
     transcript_sent: list[str] = field(default_factory=list)
@@ -128,6 +129,11 @@ class Responder:
     def reply_text(self) -> str:
         return self._state.reply_text()
 
+    @property
+    def commentary_words(self) -> int:
+        """How many of the reply's first words were said before the reasoning was over."""
+        return len("".join(self._state.commentary).split())
+
     def heard_text(self) -> str:
         """The reply's text cut to the audio the listener heard (for barge-in): what left the
         outbox, or less where the transport reports what was played."""
@@ -170,13 +176,15 @@ class Responder:
                 if isinstance(event, ReasoningText):
                     self._state.reasoning.append(event.text)
                     self._outbox.send_now(
-                        ev.reasoning_delta(plan.response_id, plan.item.id, event.text),
+                        ev.ReasoningDelta(plan.response_id, plan.item.id, event.text),
                         plan.response_id,
                     )
                 elif isinstance(event, ReplyText):
                     if event.text:
                         self.timings.mark("first_reply_text")
                         self._state.full_text.append(event.text)
+                        if event.phase == "commentary":
+                            self._state.commentary.append(event.text)
                         reply_queue.put_nowait(event.text)
                 elif isinstance(event, ToolCall):
                     self._take_call(event)
@@ -192,7 +200,7 @@ class Responder:
             reply_queue.put_nowait(None)
         if self._state.reasoning:
             self._outbox.send_now(
-                ev.reasoning_done(plan.response_id, plan.item.id, self.reasoning),
+                ev.ReasoningDone(plan.response_id, plan.item.id, self.reasoning),
                 plan.response_id,
             )
 
@@ -213,7 +221,7 @@ class Responder:
                     reason)  # fmt: skip
         called = f" of '{name}'" if name else ""
         self._outbox.send_now(
-            ev.server_error(
+            ev.ErrorReported.server(
                 "invalid_tool_call",
                 f"the model wrote a function call{called} that was not made: {reason}",
             )
@@ -224,7 +232,7 @@ class Responder:
         while (text := await reply_queue.get()) is not None:
             self._open()
             self._outbox.enqueue(
-                plan.response_id, ev.text_delta(plan.response_id, plan.item.id, text)
+                plan.response_id, ev.TextDelta(plan.response_id, plan.item.id, text)
             )
 
     async def _speak(self, reply_queue: asyncio.Queue[str | None]) -> None:
@@ -233,7 +241,7 @@ class Responder:
         except TtsError as failure:
             log.warning("TTS failed mid-reply: %s", failure)
             self._outbox.send_now(
-                ev.server_error("tts_error", f"speech synthesis failed: {failure}"),
+                ev.ErrorReported.server("tts_error", f"speech synthesis failed: {failure}"),
             )
             while await reply_queue.get() is not None:
                 pass
@@ -278,7 +286,7 @@ class Responder:
         plan = self.plan
         self._open()
         self._outbox.enqueue(
-            plan.response_id, ev.audio_transcript_delta(plan.response_id, plan.item.id, delta)
+            plan.response_id, ev.AudioTranscriptDelta(plan.response_id, plan.item.id, delta)
         )
 
     async def _queue_frame(self, pcm: object, segment: int) -> bool:
@@ -297,7 +305,7 @@ class Responder:
             self._state.transcript_sent.append(rest)
             self._open()
             self._outbox.enqueue(
-                plan.response_id, ev.audio_transcript_delta(plan.response_id, plan.item.id, delta)
+                plan.response_id, ev.AudioTranscriptDelta(plan.response_id, plan.item.id, delta)
             )
 
     def _open(self) -> None:
@@ -314,10 +322,10 @@ class Responder:
         rid, item_id = plan.response_id, plan.item.id
         text = self.reply_text()
         if plan.speaks:
-            self._outbox.enqueue(rid, ev.audio_done(rid, item_id))
-            self._outbox.enqueue(rid, ev.audio_transcript_done(rid, item_id, text))
+            self._outbox.enqueue(rid, ev.AudioDone(rid, item_id))
+            self._outbox.enqueue(rid, ev.AudioTranscriptDone(rid, item_id, text))
         else:
-            self._outbox.enqueue(rid, ev.text_done(rid, item_id, text))
+            self._outbox.enqueue(rid, ev.TextDone(rid, item_id, text))
 
 
 async def _drain(queue: asyncio.Queue[str | None]) -> AsyncIterator[str]:

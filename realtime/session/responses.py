@@ -1,6 +1,6 @@
-"""A session's responses: create one, run it, and end it completed or cancelled, on the wire.
+"""A session's responses: create one, run it, and end it completed or cancelled.
 
-At most one response is active. It stays active until its ``response.done`` has left the
+At most one response is active. It stays active until its end (``ReplyEnded``) has left the
 outbox (after its last audio frame), so a barge-in can cut it for as long as it plays.
 Cancelling is immediate: the outbox drops its queued and future audio, its task is
 cancelled, and its history item keeps only the words whose audio was sent.
@@ -8,7 +8,7 @@ cancelled, and its history item keeps only the words whose audio was sent.
 A *speculative* response starts at a candidate end of the user's turn, before the turn is
 final: it runs with the turn's audio as it would be committed, but the outbox holds all of
 it. ``release_speculative`` sends it once the turn is confirmed (as if it had been created
-then); ``discard_speculative`` drops it without a single wire event if the user goes on.
+then); ``discard_speculative`` drops it without a single event if the user goes on.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from realtime import events as ev
 from realtime.conversation import AssistantItem, FunctionCallItem, UserAudioItem
 from realtime.engines.base import EngineSession, InputTranscription, ToolCall, ToolChoice, ToolSpec
 from realtime.protocol import client_events as ce
-from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import (
     FunctionChoice,
@@ -42,7 +42,6 @@ from realtime.telemetry.tracing import SessionTrace, TurnRecord
 log = logging.getLogger(__name__)
 
 CancelReason = Literal["turn_detected", "client_cancelled"]
-ItemStatus = Literal["completed", "incomplete", "in_progress"]
 
 
 @dataclass
@@ -59,7 +58,7 @@ class ActiveResponse:
     held_transcriptions: list[InputTranscription] = field(default_factory=list)
     in_conversation: bool = True
     """False for an out-of-band response (``conversation: "none"``): no history, no
-    ``conversation.item.*`` events."""
+    conversation item events."""
     message_announced: bool = False
 
 
@@ -168,7 +167,7 @@ class ResponseManager:
 
     def _announce(self, active: ActiveResponse) -> None:
         """The response goes onto the wire (its message item follows with its content)."""
-        self._outbox.send_now(ev.response_created(self._response_object(active, "in_progress")))
+        self._outbox.send_now(ev.ReplyCreated(self._reply(active, "in_progress")))
         self._on_active_changed(True, False)
         if active.responder.has_message:  # it had content while speculative
             self._open_message(active)
@@ -182,12 +181,12 @@ class ResponseManager:
         active.message_announced = True
         plan = active.plan
         rid, item_id = plan.response_id, plan.item.id
-        wire_item = _wire_item(active, "in_progress", "")
+        message = _message(active, "in_progress", "")
         if active.in_conversation:
             previous = self._conversation.append_reply(plan.item)
-            self._outbox.send_now(ev.item_added(wire_item, previous))
-        self._outbox.send_now(ev.output_item_added(rid, wire_item))
-        self._outbox.send_now(ev.content_part_added(rid, item_id, _part(active, "")))
+            self._outbox.send_now(ev.ItemAdded(message, previous))
+        self._outbox.send_now(ev.OutputItemAdded(rid, message))
+        self._outbox.send_now(ev.ContentPartAdded(rid, item_id, message.content[0]))
 
     def _on_transcription(self, response_id: str, transcription: InputTranscription) -> None:
         active = self.active
@@ -357,14 +356,14 @@ class ResponseManager:
         if outcome.status == "failed":
             code = outcome.error_code or "error"
             self._services.metrics.errors_total.labels(code=code).inc()
-            self._outbox.send_now(ev.server_error(code, outcome.error_message or "failed"))
+            self._outbox.send_now(ev.ErrorReported.server(code, outcome.error_message or "failed"))
             self.cancel(None, error_code=outcome.error_code)
             return
         self._finish(active)
 
     def _abandon(self, active: ActiveResponse) -> None:
         """A response that could not be ended properly is cancelled (the client still gets
-        its ``response.done``), and in any case stops being active, so that the session can
+        its end), and in any case stops being active, so that the session can
         make new ones."""
         if self.active is not active:
             return
@@ -383,50 +382,51 @@ class ResponseManager:
         item = plan.item
         item.text = active.responder.reply_text()
         item.reasoning = active.responder.reasoning
+        item.commentary_words = active.responder.commentary_words
         item.status = "completed"
         rid = plan.response_id
-        output: list[dict[str, Any]] = []
+        output: list[ev.Item] = []
         if active.responder.has_message:
-            wire_item = _wire_item(active, "completed", item.text)
-            self._outbox.enqueue(rid, ev.content_part_done(rid, item.id, _part(active, item.text)))
-            self._outbox.enqueue(rid, ev.output_item_done(rid, wire_item))
+            message = _message(active, "completed", item.text)
+            self._outbox.enqueue(rid, ev.ContentPartDone(rid, item.id, message.content[0]))
+            self._outbox.enqueue(rid, ev.OutputItemDone(rid, message))
             if active.in_conversation:
                 previous = self._conversation.item_before(item.id)
-                self._outbox.enqueue(rid, ev.item_done(wire_item, previous))
-            output.append(wire_item)
+                self._outbox.enqueue(rid, ev.ItemDone(message, previous))
+            output.append(message)
         for call in active.responder.calls:
             output.append(self._hand_over_call(rid, call, len(output), active.in_conversation))
 
-        def response_done() -> dict[str, Any]:
+        def reply_ended() -> ev.ServerEvent:
             if self.active is active:
                 self.active = None
             active.timings.mark("response_done")
             self._observe(active, "completed")
             self._on_active_changed(False, True)
-            return ev.response_done(self._response_object(active, "completed", output))
+            return ev.ReplyEnded(self._reply(active, "completed", tuple(output)))
 
-        self._outbox.enqueue_built_on_send(rid, response_done)
+        self._outbox.enqueue_built_on_send(rid, reply_ended)
 
     def _hand_over_call(
         self, rid: str, call: ToolCall, output_index: int, in_conversation: bool
-    ) -> dict[str, Any]:
+    ) -> ev.FunctionCall:
         """A function call the model made: into the history (unless the response is out of
-        band), and to the client (queued behind the reply before it). Returns its wire item."""
+        band), and to the client (queued behind the reply before it). Returns it as done."""
         item = FunctionCallItem(ev.new_id("item"), ev.new_id("call"), call.name, call.arguments)
-        opened = ev.function_call_item(item.id, item.call_id, item.name, "", "in_progress")
-        done = ev.function_call_item(item.id, item.call_id, item.name, item.arguments)
-        events = [
-            ev.output_item_added(rid, opened, output_index),
-            ev.function_call_arguments_delta(rid, item.id, output_index, item.call_id,
-                                             item.arguments),
-            ev.function_call_arguments_done(rid, item.id, output_index, item.call_id, item.name,
-                                            item.arguments),
-            ev.output_item_done(rid, done, output_index),
+        opened = ev.FunctionCall(item.id, item.call_id, item.name, "", "in_progress")
+        done = ev.FunctionCall(item.id, item.call_id, item.name, item.arguments)
+        events: list[ev.ServerEvent] = [
+            ev.OutputItemAdded(rid, opened, output_index),
+            ev.FunctionCallArgumentsDelta(rid, item.id, output_index, item.call_id,
+                                          item.arguments),
+            ev.FunctionCallArgumentsDone(rid, item.id, output_index, item.call_id, item.name,
+                                         item.arguments),
+            ev.OutputItemDone(rid, done, output_index),
         ]  # fmt: skip
         if in_conversation:
             previous = self._conversation.append_reply(item)
-            events.insert(1, ev.item_added(opened, previous))
-            events.append(ev.item_done(done, previous))
+            events.insert(1, ev.ItemAdded(opened, previous))
+            events.append(ev.ItemDone(done, previous))
         for event in events:
             self._outbox.enqueue(rid, event)
         return done
@@ -447,6 +447,7 @@ class ResponseManager:
         item = plan.item
         item.text = active.responder.heard_text()
         item.reasoning = active.responder.reasoning
+        item.commentary_words = active.responder.commentary_words
         item.status = "incomplete"
         if reason == "turn_detected":
             metrics = self._services.metrics
@@ -456,21 +457,17 @@ class ResponseManager:
                 metrics.barge_in_stop_seconds.observe(max(0.0, last - active.speech_started_at))
         active.timings.mark("response_done")
         self._observe(active, "cancelled")
-        details: dict[str, Any] = {"type": "cancelled", "reason": reason}
-        if error_code is not None:
-            details["error"] = {"type": "server_error", "code": error_code}
-        output: list[dict[str, Any]] = []
+        details = ev.StatusDetails("cancelled", reason, error_code)
+        output: tuple[ev.Item, ...] = ()
         if active.message_announced:
-            wire_item = _wire_item(active, "incomplete", item.text)
-            self._outbox.send_now(ev.output_item_done(plan.response_id, wire_item))
+            message = _message(active, "incomplete", item.text)
+            self._outbox.send_now(ev.OutputItemDone(plan.response_id, message))
             if active.in_conversation:
                 previous = self._conversation.item_before(item.id)
-                self._outbox.send_now(ev.item_done(wire_item, previous))
-            output.append(wire_item)
+                self._outbox.send_now(ev.ItemDone(message, previous))
+            output = (message,)
         self._outbox.send_now(
-            ev.response_done(
-                self._response_object(active, "cancelled", output, status_details=details)
-            )
+            ev.ReplyEnded(self._reply(active, "cancelled", output, status_details=details))
         )
         self._on_active_changed(False, False)
 
@@ -518,45 +515,35 @@ class ResponseManager:
             },
         )
 
-    def _response_object(
+    def _reply(
         self,
         active: ActiveResponse,
-        status: ev.ResponseStatus,
-        output: list[dict[str, Any]] | None = None,
-        status_details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        status: ev.ReplyStatus,
+        output: tuple[ev.Item, ...] = (),
+        status_details: ev.StatusDetails | None = None,
+    ) -> ev.Reply:
         plan = active.plan
         info = self._services.engine.info
         usage = active.responder.usage
-        wire_usage = None
-        if usage is not None:
-            wire_usage = {
-                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-                "input_tokens": usage.prompt_tokens,
-                "output_tokens": usage.completion_tokens,
-                "input_token_details": {"cached_tokens": usage.cached_prompt_tokens},
-                "output_token_details": {"text_tokens": usage.completion_tokens},
-            }
-        x_turn = {
-            "engine": info.name,
-            "model": info.model,
-            "simulated": info.simulated,
-            "policy": active.policy,
-            "timings": active.timings.report(),
-        }
-        return ev.response_object(
-            plan.response_id,
-            status,
-            output_modalities=["audio"] if plan.speaks else ["text"],
-            output=output,
-            status_details=status_details,
-            usage=wire_usage,
-            metadata=active.metadata,
-            output_format=plan.output_format.model_dump(mode="json"),
+        turn = None
+        if status != "in_progress":
+            report = active.timings.report()
+            turn = ev.TurnReport(info.name, info.model, info.simulated, active.policy, report)
+        return ev.Reply(
+            id=plan.response_id,
+            status=status,
+            speaks=plan.speaks,
+            output_format=plan.output_format,
             voice=plan.voice,
-            extensions={"x_turn": x_turn} if status != "in_progress" else None,
             conversation_id=self._conversation.id if active.in_conversation else None,
             max_output_tokens=plan.request.max_tokens,
+            metadata=active.metadata,
+            output=output,
+            status_details=status_details,
+            usage=None
+            if usage is None
+            else ev.Usage(usage.prompt_tokens, usage.completion_tokens, usage.cached_prompt_tokens),
+            turn=turn,
         )
 
 
@@ -570,16 +557,7 @@ def _tool_choice(choice: ToolChoiceSetting) -> ToolChoice:
     return ToolChoice(choice)
 
 
-def _part(active: ActiveResponse, text: str) -> dict[str, Any]:
-    if active.plan.speaks:
-        return {"type": "audio", "transcript": text}
-    return {"type": "text", "text": text}
-
-
-def _wire_item(active: ActiveResponse, status: ItemStatus, text: str) -> dict[str, Any]:
-    content = (
-        [{"type": "output_audio", "transcript": text}]
-        if active.plan.speaks
-        else [{"type": "output_text", "text": text}]
-    )
-    return ev.message_item(active.plan.item.id, "assistant", content, status)
+def _message(active: ActiveResponse, status: ev.ItemStatus, text: str) -> ev.Message:
+    item = active.plan.item
+    return ev.reply_message(item.id, speaks=active.plan.speaks, text=text, status=status,
+                            commentary_words=item.commentary_words)  # fmt: skip

@@ -2,11 +2,11 @@
 
 Where a frame of input audio goes: ``append_audio`` hands it to the session's ``TurnInput``
 (``realtime/turns/``: resampling, the VAD, the end of the turn, interruptions), which tells
-the session what happened through turn events. The session turns those into wire events and
-actions: a barge-in cancels the response being played, a short burst of speech over it only
-pauses it, a candidate end of the turn may start a speculative reply, and the end of a turn
-commits it and creates a response, which a ``Responder`` runs until its audio is in the
-outbox.
+the session what happened through turn events. The session turns those into typed events
+(``realtime.events``, which the transport renders for its wire) and actions: a barge-in
+cancels the response being played, a short burst of speech over it only pauses it, a
+candidate end of the turn may start a speculative reply, and the end of a turn commits it
+and creates a response, which a ``Responder`` runs until its audio is in the outbox.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from realtime import events as ev
 from realtime.conversation import UserAudioItem
 from realtime.engines.base import EngineError, InputTranscription, TranscriptionHints
 from realtime.protocol import client_events as ce
-from realtime.protocol import server_events as ev
 from realtime.protocol.audio_codec import decode_audio
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import InputTranscription as InputTranscriptionSettings
@@ -133,7 +133,7 @@ class Session:
         self.supervisor.watch(send, "sending events", vital=True)
         self.supervisor.watch(self.input.start(self.config.id), "voice activity detection",
                               vital=True)  # fmt: skip
-        self.outbox.send_now(ev.session_created(self.config.wire()))
+        self.outbox.send_now(ev.SessionCreated(self.config))
         self._expiry = asyncio.get_running_loop().call_later(
             self._settings.max_session_s, self._expire
         )
@@ -193,20 +193,29 @@ class Session:
 
     # -- input -------------------------------------------------------------------------
 
-    async def handle_message(self, raw: str | bytes) -> None:
-        """One client event from the transport. Bad events get an ``error`` event, nothing else;
-        an unexpected exception is the supervisor's (reported, and the session goes on)."""
-        event: ce.ClientEvent | None = None
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest client event the transport may hand over."""
+        return self._settings.max_event_bytes
+
+    def admit_event(self, size: int) -> None:
+        """Count a raw client event of ``size`` bytes against the session's rate limits (the
+        transport asks before it parses); ``ProtocolError`` past them."""
+        self._rate_limits.admit_event(size)
+
+    def handle_event(self, event: ce.ClientEvent | ProtocolError) -> None:
+        """One client event as the transport parsed it, or why it could not. Bad events get an
+        ``error`` event, nothing else; an unexpected exception is the supervisor's (reported,
+        and the session goes on)."""
+        if isinstance(event, ProtocolError):
+            self._report(event)
+            return
         try:
-            self._rate_limits.admit_event(len(raw))
-            event = ce.parse_client_event(raw, self._settings.max_event_bytes)
             self._dispatch(event)
         except ProtocolError as err:
             self._report(err)
         except Exception as exc:
-            event_id = event.event_id if event is not None else None
-            where = f"handling {event.type}" if event is not None else "reading a client event"
-            self.supervisor.failed(exc, where, event_id=event_id)
+            self.supervisor.failed(exc, f"handling {event.type}", event_id=event.event_id)
 
     def append_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Input audio from any transport: mono int16 at ``sample_rate``."""
@@ -241,7 +250,7 @@ class Session:
                 self._stop_prefill()
                 self.responses.discard_speculative()
                 self.input.clear()
-                self.outbox.send_now(ev.cleared())
+                self.outbox.send_now(ev.BufferCleared())
             case ce.ConversationItemCreate():
                 self.responses.discard_speculative()  # it was made for the history before
                 self.conversation.create(event, self.config.audio.input.format)
@@ -286,7 +295,7 @@ class Session:
 
     def _report(self, err: ProtocolError) -> None:
         self._services.metrics.errors_total.labels(code=err.code).inc()
-        self.outbox.send_now(ev.error(err))
+        self.outbox.send_now(err.event())
 
     # -- session configuration -----------------------------------------------------------
 
@@ -304,7 +313,7 @@ class Session:
         if updated.audio.input.turn_detection is None:
             self._stop_prefill()
             self.responses.discard_speculative()
-        self.outbox.send_now(ev.session_updated(updated.wire()))
+        self.outbox.send_now(ev.SessionUpdated(updated))
 
     def _configure_input_stages(self, previous: SessionConfig | None) -> None:
         wanted = self.config.audio.input
@@ -352,7 +361,7 @@ class Session:
         if not started.interrupting:
             self._speech_started_at = time.monotonic()
         self.responses.discard_speculative()
-        self.outbox.send_now(ev.speech_started(started.audio_start_ms, started.item_id))
+        self.outbox.send_now(ev.SpeechStarted(started.audio_start_ms, started.item_id))
         active = self.responses.active
         if started.interrupting and active is not None:
             active.speech_started_at = self._speech_started_at
@@ -365,13 +374,13 @@ class Session:
         timings.silence_window_ms = ended.rule_silence_ms
         timings.speech_end_audio_ms = ended.speech_end_ms
         item = ended.item
-        self.outbox.send_now(ev.speech_stopped(int(ended.speech_end_ms), item.id))
+        self.outbox.send_now(ev.SpeechStopped(int(ended.speech_end_ms), item.id))
         self._commit_turn(item, ended.reason)
         self._respond(item, timings)
 
     def _on_idle_timeout(self, idle: IdleTimeout) -> None:
         item = idle.item
-        self.outbox.send_now(ev.timeout_triggered(idle.audio_start_ms, idle.audio_end_ms, item.id))
+        self.outbox.send_now(ev.IdleTimedOut(idle.audio_start_ms, idle.audio_end_ms, item.id))
         self._commit_turn(item, "idle_timeout")
         self._respond(item, TurnTimings())
 
@@ -404,9 +413,9 @@ class Session:
                 if item.transcript is not None:
                     return  # the engine's reply already reported it (echo)
                 parts.append(delta)
-                self.outbox.send_now(ev.transcription_delta(item.id, delta))
+                self.outbox.send_now(ev.TranscriptionDelta(item.id, delta))
         except EngineError as exc:
-            self.outbox.send_now(ev.transcription_failed(item.id, str(exc)))
+            self.outbox.send_now(ev.TranscriptionFailed(item.id, str(exc)))
             return
         self.conversation.add_transcription(InputTranscription(item.id, "".join(parts).strip()))
 

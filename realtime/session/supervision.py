@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from realtime.protocol import server_events as ev
+from realtime import events as ev
 from realtime.telemetry.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class Supervisor:
         self,
         session_id: str,
         metrics: ServiceMetrics,
-        send_event: Callable[[dict[str, Any]], None],
+        send_event: Callable[[ev.ServerEvent], None],
         end_session: Callable[[int, str], object],
     ) -> None:
         self.session_id = session_id
@@ -44,7 +44,7 @@ class Supervisor:
             f"The server had an error while {where}; the session goes on "
             f"(reference: {self.session_id})."
         )
-        self._send_event(ev.server_error("server_error", message, event_id=event_id))
+        self._send_event(ev.ErrorReported.server("server_error", message, event_id=event_id))
 
     def watch(self, task: asyncio.Task[Any], where: str, *, vital: bool) -> None:
         """Report ``task``'s exception if it dies of one; a ``vital`` task's death ends the

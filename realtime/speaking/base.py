@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from realtime.engines.base import (
     EngineRequest,
@@ -22,11 +22,17 @@ class ReasoningText:
     text: str
 
 
+ReplyPhase = Literal["commentary", "final_answer"]
+
+
 @dataclass(frozen=True)
 class ReplyText:
     """Text to speak, in order. Policies never take back reply text once yielded."""
 
     text: str
+    phase: ReplyPhase = "final_answer"
+    """``commentary``: written before the reasoning was over (speak-first and Mind-Paced
+    Speaking's early articulations); ``final_answer``: with all of the reasoning in view."""
 
 
 SpeakEvent = (

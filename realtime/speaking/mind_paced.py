@@ -70,6 +70,7 @@ from realtime.engines.budget import stream_within_budget
 from realtime.speaking.base import (
     PlaybackGauge,
     ReasoningText,
+    ReplyPhase,
     ReplyText,
     SpeakEvent,
     SpeakingParams,
@@ -215,7 +216,7 @@ class _MindPacedTurn:
                 if remaining <= 0:
                     break
                 cap = remaining if cap is None else min(cap, remaining)
-            await self._articulation("".join(self._reasoning), cap)
+            await self._articulation("".join(self._reasoning), cap, final=final)
             if final or self._called_tool:
                 break
             next_at = reasoning_tokens + params.formulation_tokens
@@ -231,7 +232,7 @@ class _MindPacedTurn:
             return None
         return self._request.max_tokens - self._reasoning_tokens - self._reply.tokens
 
-    async def _articulation(self, reasoning: str, max_tokens: int | None) -> None:
+    async def _articulation(self, reasoning: str, max_tokens: int | None, *, final: bool) -> None:
         request = dataclasses.replace(
             self._request,
             continuation=Continuation(reasoning, self._reply.text, reasoning_closed=True),
@@ -247,7 +248,8 @@ class _MindPacedTurn:
                     self._timings.mark("first_answer_token")
                     seen += event.tokens
                     if text := self._reply.add(event.text, event.tokens):
-                        self._out.put_nowait(ReplyText(text))
+                        phase: ReplyPhase = "final_answer" if final else "commentary"
+                        self._out.put_nowait(ReplyText(text, phase))
                 elif isinstance(event, ToolCall | InvalidToolCall):
                     self._called_tool = True
                     self._out.put_nowait(event)

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket
 
+from realtime import events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import EchoCancellation, PcmuFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
@@ -127,21 +128,16 @@ class TwilioSink:
             if sent - self._marked_ms.get(rid, 0.0) >= MARK_EVERY_MS:
                 await self._mark(rid, sent)
             return
-        event = item.event
-        kind = event.get("type")
-        if kind == "response.output_audio.done":
-            rid = str(event.get("response_id", ""))
-            await self._mark(rid, self._sent_ms.get(rid, 0.0), last=True)
-        elif kind == "response.done":
-            response = event.get("response") or {}
-            rid = str(response.get("id"))
-            heard = self._sent_ms.pop(rid, 0.0) > 0
-            self._marked_ms.pop(rid, None)
-            if heard and response.get("status") == "cancelled":
-                await self._send({"event": "clear"})
-        elif kind == "error":
-            error = event.get("error") or {}
-            log.warning("twilio stream %s: %s", self.stream_sid, error.get("message"))
+        match item.event:
+            case ev.AudioDone(response_id=rid):
+                await self._mark(rid, self._sent_ms.get(rid, 0.0), last=True)
+            case ev.ReplyEnded(reply=reply):
+                heard = self._sent_ms.pop(reply.id, 0.0) > 0
+                self._marked_ms.pop(reply.id, None)
+                if heard and reply.status == "cancelled":
+                    await self._send({"event": "clear"})
+            case ev.ErrorReported(message=message):
+                log.warning("twilio stream %s: %s", self.stream_sid, message)
 
     def mark_played(self, name: str) -> None:
         """Twilio played (or, after a ``clear``, dropped) everything before mark ``name``."""

@@ -9,12 +9,14 @@ from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
-from realtime.protocol import server_events as ev
+from realtime import events as ev
 from realtime.protocol.audio_codec import encode_audio
+from realtime.protocol.openai_render import render
 from realtime.protocol.session_config import AudioFormat, PcmFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, Outgoing
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from realtime.transports.websocket_io import close_once, raw_messages, send_json
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,10 @@ class WebSocketSink:
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, AudioFrame):
             audio = encode_audio(item.pcm, self.output_format())
-            event = ev.audio_delta(item.response_id, item.item_id, audio)
+            event: ev.ServerEvent = ev.AudioDelta(item.response_id, item.item_id, audio)
         else:
             event = item.event
-        await send_json(self._websocket, event)
+        await send_json(self._websocket, render(event))
 
     async def close(self, code: int, reason: str) -> None:
         await close_once(self._websocket, code, reason)
@@ -74,4 +76,4 @@ async def serve_websocket(
 
 async def _receive(websocket: WebSocket, session: Session) -> None:
     async for raw in raw_messages(websocket):
-        await session.handle_message(raw)
+        hand_over(session, raw)

@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from realtime.conversation import UserAudioItem
-from realtime.protocol.server_events import new_id
+from realtime.events import new_id
 from realtime.protocol.session_config import SemanticVad, ServerVad, TurnDetection
 from realtime.turns.audio_buffer import InputAudioBuffer
 from realtime.turns.end_of_turn import EndOfTurnTiming, TurnScorer, end_of_turn_timing

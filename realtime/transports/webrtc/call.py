@@ -1,8 +1,8 @@
 """One WebRTC call: an aiortc peer connection around one session, from the offer to hang-up.
 
 The caller's microphone arrives as Opus on the audio track and goes to
-``session.append_audio``; client events arrive on the ``oai-events`` data channel and go to
-``session.handle_message``; the session's output leaves through a ``WebRtcSink``. The
+``session.append_audio``; client events arrive on the ``oai-events`` data channel and go,
+parsed, to ``session.handle_event``; the session's output leaves through a ``WebRtcSink``. The
 call ends (session closed, peer connection closed, everything freed) on hang-up, when the
 connection fails or closes, when the data channel closes, when it never connects, or when
 the caller's audio stops arriving (a closed tab).
@@ -21,11 +21,12 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCRtpSender, RTCSessionDe
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from realtime.protocol import server_events as ev
+from realtime import events as ev
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.session_config import SessionConfig
 from realtime.session.services import SessionServices
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from realtime.transports.webrtc.offer import OfferRejected
 from realtime.transports.webrtc.options import WebRtcOptions
 from realtime.transports.webrtc.sink import EventChannel, WebRtcSink
@@ -197,7 +198,7 @@ class WebRtcCall:
 
     async def _feed_client_events(self, session: Session) -> None:
         while True:
-            await session.handle_message(await self._client_events.get())
+            hand_over(session, await self._client_events.get())
 
     async def _feed_audio(self, track: MediaStreamTrack) -> None:
         await self._connected.wait()

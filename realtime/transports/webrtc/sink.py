@@ -15,12 +15,12 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from aiortc import RTCDataChannel
 from aiortc.exceptions import InvalidStateError
 
-from realtime.protocol import server_events as ev
+from realtime import events as ev
+from realtime.protocol.openai_render import render
 from realtime.session.outbox import AudioFrame, Outbox, Outgoing
 from realtime.webrtc_media.media import PacedAudioTrack
 from tokenizer.resample import StreamResampler
@@ -47,8 +47,8 @@ class EventChannel:
         else:
             channel.on("open", self._flush)
 
-    def send(self, event: dict[str, Any]) -> None:
-        text = json.dumps(event, separators=(",", ":"))
+    def send(self, event: ev.ServerEvent) -> None:
+        text = json.dumps(render(event), separators=(",", ":"))
         channel = self._channel
         if channel is None or channel.readyState != "open":
             self._pending.append(text)
@@ -79,10 +79,6 @@ class EventChannel:
             self.sent += 1
         except InvalidStateError:
             log.debug("data channel closed; event dropped")
-
-
-def _event(event_type: str, response_id: str) -> dict[str, Any]:
-    return {"type": event_type, "event_id": ev.new_id("event"), "response_id": response_id}
 
 
 class WebRtcSink:
@@ -121,11 +117,10 @@ class WebRtcSink:
             self._track.push(item.response_id, resampler.process(item.pcm))
             return
         event = item.event
-        kind = event.get("type")
-        if kind == "response.created":
-            self._note_rate(event["response"])
-        elif kind == "response.done":
-            self._end_response(event["response"])
+        if isinstance(event, ev.ReplyCreated):
+            self._rates[event.reply.id] = event.reply.output_format.rate
+        elif isinstance(event, ev.ReplyEnded):
+            self._end_response(event.reply)
         self._events.send(event)
 
     async def close(self, code: int, reason: str) -> None:
@@ -138,20 +133,14 @@ class WebRtcSink:
 
     def playback_started(self, tag: str) -> None:
         self._playing.add(tag)
-        self._events.send(_event("output_audio_buffer.started", tag))
+        self._events.send(ev.PlaybackStarted(tag))
 
     def playback_finished(self, tag: str) -> None:
         if tag in self._playing:
             self._playing.discard(tag)
-            self._events.send(_event("output_audio_buffer.stopped", tag))
+            self._events.send(ev.PlaybackStopped(tag))
 
     # -- internals -----------------------------------------------------------------------
-
-    def _note_rate(self, response: dict[str, Any]) -> None:
-        output_format = ((response.get("audio") or {}).get("output") or {}).get("format") or {}
-        rate = output_format.get("rate")
-        if isinstance(rate, int) and rate > 0:
-            self._rates[response["id"]] = rate
 
     def _resampler(self, response_id: str) -> StreamResampler:
         resampler = self._resamplers.get(response_id)
@@ -163,11 +152,11 @@ class WebRtcSink:
             self._resamplers[response_id] = resampler
         return resampler
 
-    def _end_response(self, response: dict[str, Any]) -> None:
-        response_id = response["id"]
+    def _end_response(self, reply: ev.Reply) -> None:
+        response_id = reply.id
         self._rates.pop(response_id, None)
         resampler = self._resamplers.pop(response_id, None)
-        if response.get("status") == "completed":
+        if reply.status == "completed":
             if resampler is not None:
                 self._track.push(response_id, resampler.flush())
             self._track.finish(response_id)
@@ -175,4 +164,4 @@ class WebRtcSink:
         self._track.drop(response_id)
         if response_id in self._playing:
             self._playing.discard(response_id)
-            self._events.send(_event("output_audio_buffer.cleared", response_id))
+            self._events.send(ev.PlaybackCleared(response_id))

@@ -1,6 +1,6 @@
 """A scripted OpenAI-Realtime server on 127.0.0.1 for the SDK tests (real websockets and events).
 
-It builds every event with ``realtime.protocol.server_events`` and validates session
+It sends the service's own typed events through its OpenAI renderer and validates session
 updates with the service's own ``apply_session_update``. Its "VAD" is exact: a chunk with
 any non-zero sample is speech, and ``silence_window_ms`` of zeros after speech ends the turn.
 """
@@ -22,9 +22,10 @@ import numpy.typing as npt
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from realtime.protocol import server_events as ev
+from realtime import events as ev
 from realtime.protocol.errors import ProtocolError
-from realtime.protocol.session_config import SessionConfig, apply_session_update
+from realtime.protocol.openai_render import render
+from realtime.protocol.session_config import PcmFormat, SessionConfig, apply_session_update
 from realtime.telemetry.timings import TurnTimings
 from tokenizer.pcm import pcm16_from_base64, pcm16_to_base64
 
@@ -97,13 +98,13 @@ class _Connection:
         self._silence_samples = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def send(self, event: dict[str, Any]) -> None:
-        await self.websocket.send(json.dumps(event))
+    async def send(self, event: ev.ServerEvent) -> None:
+        await self.websocket.send(json.dumps(render(event)))
 
     async def run(self) -> None:
         try:
             if self.script.open_session:
-                await self.send(ev.session_created(self.config.wire()))
+                await self.send(ev.SessionCreated(self.config))
             async for raw in self.websocket:
                 data = json.loads(raw)
                 self.recording.events.append(data)
@@ -123,9 +124,9 @@ class _Connection:
                     self.config, data.get("session"), data.get("event_id")
                 )
             except ProtocolError as err:
-                await self.send(ev.error(err))
+                await self.send(err.event())
                 return
-            await self.send(ev.session_updated(self.config.wire()))
+            await self.send(ev.SessionUpdated(self.config))
         elif data["type"] == "input_audio_buffer.append":
             await self._on_audio(pcm16_from_base64(data["audio"]))
 
@@ -133,7 +134,9 @@ class _Connection:
         voiced = bool(np.any(pcm != 0))
         self.recording.appends.append(ReceivedAppend(len(pcm), voiced, time.monotonic()))
         if self.script.error_on_append:
-            await self.send(ev.server_error("audio_rejected", "this fake server rejects audio"))
+            await self.send(
+                ev.ErrorReported.server("audio_rejected", "this fake server rejects audio")
+            )
             return
         rate = self.config.input_rate
         start_ms = 1000 * self._samples_seen // rate
@@ -142,7 +145,7 @@ class _Connection:
             self._silence_samples = 0
             if self._speech_item is None:
                 self._speech_item = ev.new_id("item")
-                await self.send(ev.speech_started(start_ms, self._speech_item))
+                await self.send(ev.SpeechStarted(start_ms, self._speech_item))
             return
         if self._speech_item is None:
             return
@@ -155,8 +158,8 @@ class _Connection:
         timings.mark("speech_stopped")
         timings.silence_window_ms = self.script.silence_window_ms
         timings.speech_end_audio_ms = float(end_ms)
-        await self.send(ev.speech_stopped(end_ms, item_id))
-        await self.send(ev.committed(item_id, None))
+        await self.send(ev.SpeechStopped(end_ms, item_id))
+        await self.send(ev.BufferCommitted(item_id, None))
         if self.script.answer:
             task = asyncio.create_task(self._respond(item_id, timings))
             self._tasks.add(task)
@@ -164,26 +167,23 @@ class _Connection:
     async def _respond(self, user_item_id: str, timings: TurnTimings) -> None:
         script, rate = self.script, self.config.output_rate
         await self.send(
-            ev.transcription_completed(user_item_id, script.user_transcript, audio_seconds=1.0)
+            ev.TranscriptionCompleted(user_item_id, script.user_transcript, audio_seconds=1.0)
         )
         response_id, item_id = ev.new_id("resp"), ev.new_id("item")
-        output_format = {"type": "audio/pcm", "rate": rate}
+        output_format = PcmFormat(rate=rate)
 
-        def response(status: ev.ResponseStatus, **extra: Any) -> dict[str, Any]:
-            return ev.response_object(
-                response_id, status, output_modalities=["audio"], output_format=output_format,
-                **extra,
-            )  # fmt: skip
+        def response(status: ev.ReplyStatus, **extra: Any) -> ev.Reply:
+            return ev.Reply(response_id, status, True, output_format, None, None, None, **extra)
 
         timings.mark("response_created")
-        await self.send(ev.response_created(response("in_progress")))
+        await self.send(ev.ReplyCreated(response("in_progress")))
         await asyncio.sleep(script.first_audio_delay_s)
         for delta in script.reasoning_deltas:
-            await self.send(ev.reasoning_delta(response_id, item_id, delta))
-        await self.send(ev.reasoning_done(response_id, item_id, "".join(script.reasoning_deltas)))
+            await self.send(ev.ReasoningDelta(response_id, item_id, delta))
+        await self.send(ev.ReasoningDone(response_id, item_id, "".join(script.reasoning_deltas)))
         if script.fail_response:
-            await self.send(ev.server_error("engine_error", "the fake engine failed"))
-            await self.send(ev.response_done(response("failed", extensions=_x_turn(timings))))
+            await self.send(ev.ErrorReported.server("engine_error", "the fake engine failed"))
+            await self.send(ev.ReplyEnded(response("failed", turn=_x_turn(timings))))
             return
         reply = sine(script.reply_hz, script.reply_deltas * script.reply_delta_ms, rate)
         self.recording.reply = reply
@@ -191,34 +191,22 @@ class _Connection:
         for index, piece in enumerate(pieces):
             if index < len(script.transcript_deltas):
                 text = script.transcript_deltas[index]
-                await self.send(ev.audio_transcript_delta(response_id, item_id, text))
+                await self.send(ev.AudioTranscriptDelta(response_id, item_id, text))
             if self.recording.first_audio_sent_at is None:
                 self.recording.first_audio_sent_at = time.monotonic()
                 timings.mark("first_audio_sent", self.recording.first_audio_sent_at)
-            await self.send(ev.audio_delta(response_id, item_id, pcm16_to_base64(piece)))
+            await self.send(ev.AudioDelta(response_id, item_id, pcm16_to_base64(piece)))
             await asyncio.sleep(0)
         transcript = "".join(script.transcript_deltas)
-        await self.send(ev.audio_done(response_id, item_id))
-        await self.send(ev.audio_transcript_done(response_id, item_id, transcript))
+        await self.send(ev.AudioDone(response_id, item_id))
+        await self.send(ev.AudioTranscriptDone(response_id, item_id, transcript))
         timings.mark("response_done")
-        item = ev.message_item(
-            item_id, "assistant", [{"type": "output_audio", "transcript": transcript}]
-        )
-        await self.send(
-            ev.response_done(response("completed", output=[item], extensions=_x_turn(timings)))
-        )
+        item = ev.reply_message(item_id, speaks=True, text=transcript, status="completed")
+        await self.send(ev.ReplyEnded(response("completed", output=(item,), turn=_x_turn(timings))))
 
 
-def _x_turn(timings: TurnTimings) -> dict[str, Any]:
-    return {
-        "x_turn": {
-            "engine": "fake",
-            "model": "scripted",
-            "simulated": True,
-            "policy": "after-think",
-            "timings": timings.report(),
-        }
-    }
+def _x_turn(timings: TurnTimings) -> ev.TurnReport:
+    return ev.TurnReport("fake", "scripted", True, "after-think", timings.report())
 
 
 class FakeRealtimeServer:

@@ -5,43 +5,50 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from realtime import events as ev
 from realtime.client import events as ce
-from realtime.protocol import server_events as ev
 from realtime.protocol.errors import ProtocolError
-from realtime.protocol.session_config import SessionConfig
+from realtime.protocol.openai_render import render
+from realtime.protocol.session_config import PcmFormat, SessionConfig
 from realtime.telemetry.timings import TurnTimings
 from tokenizer.pcm import pcm16_to_base64
 
 AT = 123.25
 
 
+def reply(
+    status: ev.ReplyStatus, *, speaks: bool = True, rate: int = 24_000, **extra: object
+) -> ev.Reply:
+    return ev.Reply("resp_1", status, speaks, PcmFormat(rate=rate), None, None, None, **extra)  # type: ignore[arg-type]
+
+
 def test_every_event_the_server_builds_parses_into_its_typed_model() -> None:
-    session = SessionConfig().wire()
-    item = ev.message_item("item_1", "user", [{"type": "input_audio", "transcript": None}])
-    response = ev.response_object("resp_1", "in_progress", output_modalities=["audio"])
-    expected = [
-        (ev.session_created(session), ce.SessionCreated),
-        (ev.session_updated(session), ce.SessionUpdated),
-        (ev.error(ProtocolError("invalid_value", "bad", "session.x")), ce.ErrorEvent),
-        (ev.speech_started(120, "item_1"), ce.SpeechStarted),
-        (ev.speech_stopped(980, "item_1"), ce.SpeechStopped),
-        (ev.committed("item_1", None), ce.InputAudioCommitted),
-        (ev.cleared(), ce.InputAudioCleared),
-        (ev.item_added(item, None), ce.ConversationItemAdded),
-        (ev.item_done(item, None), ce.ConversationItemDone),
-        (ev.transcription_completed("item_1", "hello", 1.0), ce.InputTranscriptionCompleted),
-        (ev.response_created(response), ce.ResponseCreated),
-        (ev.response_done(response), ce.ResponseDone),
-        (ev.audio_delta("resp_1", "item_2", "AAA="), ce.OutputAudioDelta),
-        (ev.audio_done("resp_1", "item_2"), ce.OutputAudioDone),
-        (ev.audio_transcript_delta("resp_1", "item_2", "Hi"), ce.OutputAudioTranscriptDelta),
-        (ev.audio_transcript_done("resp_1", "item_2", "Hi"), ce.OutputAudioTranscriptDone),
-        (ev.text_delta("resp_1", "item_2", "Hi"), ce.OutputTextDelta),
-        (ev.text_done("resp_1", "item_2", "Hi"), ce.OutputTextDone),
-        (ev.reasoning_delta("resp_1", "item_2", "hmm"), ce.ReasoningDelta),
-        (ev.reasoning_done("resp_1", "item_2", "hmm"), ce.ReasoningDone),
+    session = SessionConfig()
+    item = ev.Message("item_1", "user", (ev.ContentPart("input_audio"),))
+    expected: list[tuple[ev.ServerEvent, type[ce.ServerEvent]]] = [
+        (ev.SessionCreated(session), ce.SessionCreated),
+        (ev.SessionUpdated(session), ce.SessionUpdated),
+        (ProtocolError("invalid_value", "bad", "session.x").event(), ce.ErrorEvent),
+        (ev.SpeechStarted(120, "item_1"), ce.SpeechStarted),
+        (ev.SpeechStopped(980, "item_1"), ce.SpeechStopped),
+        (ev.BufferCommitted("item_1", None), ce.InputAudioCommitted),
+        (ev.BufferCleared(), ce.InputAudioCleared),
+        (ev.ItemAdded(item, None), ce.ConversationItemAdded),
+        (ev.ItemDone(item, None), ce.ConversationItemDone),
+        (ev.TranscriptionCompleted("item_1", "hello", 1.0), ce.InputTranscriptionCompleted),
+        (ev.ReplyCreated(reply("in_progress")), ce.ResponseCreated),
+        (ev.ReplyEnded(reply("in_progress")), ce.ResponseDone),
+        (ev.AudioDelta("resp_1", "item_2", "AAA="), ce.OutputAudioDelta),
+        (ev.AudioDone("resp_1", "item_2"), ce.OutputAudioDone),
+        (ev.AudioTranscriptDelta("resp_1", "item_2", "Hi"), ce.OutputAudioTranscriptDelta),
+        (ev.AudioTranscriptDone("resp_1", "item_2", "Hi"), ce.OutputAudioTranscriptDone),
+        (ev.TextDelta("resp_1", "item_2", "Hi"), ce.OutputTextDelta),
+        (ev.TextDone("resp_1", "item_2", "Hi"), ce.OutputTextDone),
+        (ev.ReasoningDelta("resp_1", "item_2", "hmm"), ce.ReasoningDelta),
+        (ev.ReasoningDone("resp_1", "item_2", "hmm"), ce.ReasoningDone),
     ]
-    for data, model in expected:
+    for typed, model in expected:
+        data = render(typed)
         event = ce.parse_server_event(data, AT)
         assert type(event) is model, data["type"]
         assert event.type == data["type"]
@@ -52,17 +59,21 @@ def test_every_event_the_server_builds_parses_into_its_typed_model() -> None:
 
 def test_typed_fields_carry_the_wire_values() -> None:
     samples = np.array([0, 1, -1, 32767, -32768], dtype=np.int16)
-    delta = ce.parse_server_event(ev.audio_delta("resp_1", "item_2", pcm16_to_base64(samples)), AT)
+    delta = ce.parse_server_event(
+        render(ev.AudioDelta("resp_1", "item_2", pcm16_to_base64(samples))), AT
+    )
     assert isinstance(delta, ce.OutputAudioDelta)
     assert delta.response_id == "resp_1" and delta.item_id == "item_2"
     assert np.array_equal(delta.pcm(), samples)
 
-    stopped = ce.parse_server_event(ev.speech_stopped(980, "item_1"), AT)
+    stopped = ce.parse_server_event(render(ev.SpeechStopped(980, "item_1")), AT)
     assert isinstance(stopped, ce.SpeechStopped) and stopped.audio_end_ms == 980
 
     error = ce.parse_server_event(
-        ev.error(
-            ProtocolError("invalid_value", "rate must be 16000 or 24000", "session.rate", "e7")
+        render(
+            ProtocolError(
+                "invalid_value", "rate must be 16000 or 24000", "session.rate", "e7"
+            ).event()
         ),
         AT,
     )
@@ -74,7 +85,7 @@ def test_typed_fields_carry_the_wire_values() -> None:
     )
 
     session = SessionConfig.model_validate({"audio": {"input": {"format": {"rate": 16000}}}})
-    updated = ce.parse_server_event(ev.session_updated(session.wire()), AT)
+    updated = ce.parse_server_event(render(ev.SessionUpdated(session)), AT)
     assert isinstance(updated, ce.SessionUpdated)
     assert (updated.input_rate, updated.output_rate) == (16000, 24000)
 
@@ -86,21 +97,9 @@ def test_response_done_exposes_the_x_turn_extension() -> None:
     timings.mark("first_audio_sent", 10.35)
     timings.silence_window_ms = 500.0
     timings.speech_end_audio_ms = 1520.0
-    x_turn = {
-        "engine": "sim",
-        "model": "step-audio-r1",
-        "simulated": True,
-        "policy": "mps",
-        "timings": timings.report(),
-    }
-    response = ev.response_object(
-        "resp_1",
-        "completed",
-        output_modalities=["audio"],
-        output_format={"type": "audio/pcm", "rate": 16000},
-        extensions={"x_turn": x_turn},
-    )
-    done = ce.parse_server_event(ev.response_done(response), AT)
+    x_turn = ev.TurnReport("sim", "step-audio-r1", True, "mps", timings.report())
+    response = reply("completed", rate=16000, turn=x_turn)
+    done = ce.parse_server_event(render(ev.ReplyEnded(response)), AT)
     assert isinstance(done, ce.ResponseDone)
     assert done.status == "completed"
     assert done.response.output_rate == 16000
@@ -119,8 +118,8 @@ def test_response_done_exposes_the_x_turn_extension() -> None:
 
 
 def test_response_done_from_a_plain_openai_server_has_no_x_turn() -> None:
-    response = ev.response_object("resp_1", "cancelled", output_modalities=["text"])
-    done = ce.parse_server_event(ev.response_done(response), AT)
+    response = reply("cancelled", speaks=False)
+    done = ce.parse_server_event(render(ev.ReplyEnded(response)), AT)
     assert isinstance(done, ce.ResponseDone)
     assert done.status == "cancelled" and done.x_turn is None
 
@@ -135,7 +134,7 @@ def test_unknown_event_types_parse_as_generic_events_with_the_raw_dict() -> None
 
 
 def test_unknown_fields_of_known_events_are_kept() -> None:
-    data = ev.speech_started(40, "item_1") | {"x_vad_probability": 0.93}
+    data = render(ev.SpeechStarted(40, "item_1")) | {"x_vad_probability": 0.93}
     event = ce.parse_server_event(data, AT)
     assert isinstance(event, ce.SpeechStarted)
     assert event.model_extra == {"x_vad_probability": 0.93}

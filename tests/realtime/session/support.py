@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness.recording_engine import RecordingEngine
+from realtime.protocol.openai_render import render
 from realtime.session.outbox import AudioFrame, EventMessage, Outgoing
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
 from realtime.speaking.after_think import AfterThinkPolicy
 from realtime.telemetry.metrics import ServiceMetrics
+from realtime.transports.client_input import hand_over
 from realtime.turns.silero import SileroVadModel
 from realtime.turns.vad import VadBatcher
 from tokenizer.pcm import pcm16_to_base64
@@ -24,6 +26,8 @@ from tts.espeak import EspeakTts
 
 
 class RecordingSink:
+    """The session's events as the WebSocket would send them."""
+
     name = "test"
 
     def __init__(self) -> None:
@@ -32,7 +36,7 @@ class RecordingSink:
 
     async def deliver(self, item: Outgoing) -> None:
         if isinstance(item, EventMessage):
-            self.events.append(item.event)
+            self.events.append(render(item.event))
         else:
             assert isinstance(item, AudioFrame)
 
@@ -46,13 +50,13 @@ async def manual_turns(session: Session) -> None:
         "type": "session.update",
         "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
     }
-    await session.handle_message(json.dumps(update))
+    hand_over(session, json.dumps(update))
 
 
 async def append(session: Session, pcm: np.ndarray) -> None:
     """One ``input_audio_buffer.append`` of ``pcm``."""
     message = {"type": "input_audio_buffer.append", "audio": pcm16_to_base64(pcm)}
-    await session.handle_message(json.dumps(message))
+    hand_over(session, json.dumps(message))
 
 
 async def feed(session: Session, pcm: np.ndarray, frame_samples: int = 480) -> None:
@@ -109,7 +113,7 @@ async def update_input_audio(
 ) -> dict[str, Any]:
     """``session.update`` of ``audio.input``; the ``session.updated`` (or ``error``) it got."""
     message = {"type": "session.update", "session": {"audio": {"input": audio_input}}}
-    await session.handle_message(json.dumps(message))
+    hand_over(session, json.dumps(message))
     await until(lambda: any(e["type"] in ("session.updated", "error") for e in sink.events))
     event: dict[str, Any] = sink.events[-1]
     sink.events.clear()

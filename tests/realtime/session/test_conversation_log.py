@@ -7,10 +7,12 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from realtime import events as ev
 from realtime.conversation import AssistantItem, UserAudioItem, UserTextItem
 from realtime.engines.base import InputTranscription
 from realtime.protocol import client_events as ce
 from realtime.protocol.errors import ProtocolError
+from realtime.protocol.openai_render import render
 from realtime.protocol.session_config import PcmFormat
 from realtime.session.conversation_log import ConversationLog
 from realtime.session.outbox import Outbox
@@ -20,8 +22,8 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def send_now(self, event: dict[str, Any], response_id: str | None = None) -> None:
-        self.events.append(event)
+    def send_now(self, event: ev.ServerEvent, response_id: str | None = None) -> None:
+        self.events.append(render(event))
 
     def types(self) -> list[str]:
         return [event["type"] for event in self.events]

@@ -12,6 +12,7 @@ import pytest
 from benchmarks.harness.speech import silence, synthesize
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from realtime.turns.input import TurnSettings
 from tests.realtime.session.support import RecordingSink, append, session_services, until
 
@@ -60,7 +61,7 @@ async def test_the_turn_ends_with_the_frame_that_completes_the_silence_window(
         if rate != 24_000:
             update = {"type": "session.update", "session": {"type": "realtime", "audio": {
                 "input": {"format": {"type": "audio/pcm", "rate": rate}}}}}  # fmt: skip
-            await session.handle_message(json.dumps(update))
+            hand_over(session, json.dumps(update))
         pcm = np.concatenate([silence(0.3, rate), synthesize(sentence, rate), silence(2.0, rate)])
         sent_ms, audio_end_ms = await stop_position_ms(session, sink, pcm, rate)
     finally:

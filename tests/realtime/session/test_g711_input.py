@@ -12,6 +12,7 @@ from benchmarks.harness.speech import synthesize
 from realtime.conversation import UserAudioItem
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import RecordingSink, session_services, until
 from tokenizer.g711 import alaw_encode, ulaw_encode
 
@@ -36,17 +37,17 @@ async def test_g711_items_and_appends_become_16khz_audio(  # type: ignore[no-unt
     try:
         audio_input = {"format": {"type": kind}, "turn_detection": None}
         update = {"type": "session.update", "session": {"audio": {"input": audio_input}}}
-        await session.handle_message(json.dumps(update))
+        hand_over(session, json.dumps(update))
         content = [{"type": "input_audio", "audio": payload}]
         item = {"type": "message", "role": "user", "content": content}
         create = {"type": "conversation.item.create", "item": item}
-        await session.handle_message(json.dumps(create))
+        hand_over(session, json.dumps(create))
         for event in (
             {"type": "input_audio_buffer.append", "audio": payload},
             {"type": "input_audio_buffer.commit"},
             {"type": "input_audio_buffer.append", "audio": "@@"},
         ):
-            await session.handle_message(json.dumps(event))
+            hand_over(session, json.dumps(event))
         await until(lambda: sum(e["type"] == "error" for e in sink.events) == 1)
     finally:
         await session.close()

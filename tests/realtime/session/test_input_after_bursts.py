@@ -17,6 +17,7 @@ import pytest
 from benchmarks.harness.speech import silence, synthesize
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import (
     RecordingSink,
     append,
@@ -41,7 +42,7 @@ async def services() -> AsyncIterator[SessionServices]:
 async def server_vad(session: Session) -> None:
     update = {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "turn_detection": {"type": "server_vad"}}}}}  # fmt: skip
-    await session.handle_message(json.dumps(update))
+    hand_over(session, json.dumps(update))
 
 
 async def speak_a_turn(session: Session, sink: RecordingSink) -> None:
@@ -79,7 +80,7 @@ async def test_a_burst_with_turn_detection_off_then_clear_then_server_vad_still_
         noise = np.random.default_rng(0).integers(-3000, 3000, RATE).astype(np.int16)
         for _ in range(5):  # 5 s in 1 s appends, as fast as they go
             await append(session, noise)
-        await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
+        hand_over(session, json.dumps({"type": "input_audio_buffer.clear"}))
         await server_vad(session)
         await speak_a_turn(session, sink)
 
@@ -90,8 +91,8 @@ async def test_push_to_talk_then_hands_free_on_one_session(services: SessionServ
         spoken = synthesize("This message was recorded with push to talk.", RATE)
         for start in range(0, len(spoken), RATE):  # uploaded in 1 s appends
             await append(session, spoken[start : start + RATE])
-        await session.handle_message(json.dumps({"type": "input_audio_buffer.commit"}))
-        await session.handle_message(json.dumps({"type": "response.create"}))
+        hand_over(session, json.dumps({"type": "input_audio_buffer.commit"}))
+        hand_over(session, json.dumps({"type": "response.create"}))
         await until(lambda: any(e["type"] == "response.done" for e in sink.events))
         await server_vad(session)
         await speak_a_turn(session, sink)
@@ -127,7 +128,7 @@ async def test_a_hostile_burst_refused_by_the_rate_limits_then_a_normal_turn(
 ) -> None:
     async with running_session(services) as (session, sink):
         for event in hostile_events(10_000, seed=21):
-            await session.handle_message(event)
+            hand_over(session, event)
         refused = session.metrics.rate_limited_total.labels(limit="events")._value.get()
         assert refused > 0, "the burst ran into the rate limits (how far depends on speed)"
         # The event bucket refills at 200 a second (20 ms appends are 50 a second).
@@ -141,7 +142,7 @@ async def wait_for_event_budget(session: Session, sink: RecordingSink) -> None:
 
     async def accepted() -> bool:
         before = len(sink.events)
-        await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
+        hand_over(session, json.dumps({"type": "input_audio_buffer.clear"}))
         await until(lambda: len(sink.events) > before, timeout_s=5)
         return sink.events[-1]["type"] == "input_audio_buffer.cleared"
 

@@ -13,6 +13,7 @@ import pytest
 from benchmarks.harness.speech import silence, synthesize
 from realtime.engines.sim import SimEngine, SimParams
 from realtime.session.services import SessionServices, SessionSettings
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import append, running_session, session_services, until
 from tests.support.openai_events import validate_server_event
 
@@ -31,10 +32,10 @@ async def services() -> AsyncIterator[SessionServices]:
 async def commit_a_turn(session: Any, sink: Any, transcription: dict[str, Any] | None) -> None:
     audio: dict[str, Any] = {"input": {"turn_detection": None, "transcription": transcription}}
     update = {"type": "session.update", "session": {"type": "realtime", "audio": audio}}
-    await session.handle_message(json.dumps(update))
+    hand_over(session, json.dumps(update))
     await append(session, synthesize("What is the weather like?", 24_000))
-    await session.handle_message(json.dumps({"type": "input_audio_buffer.commit"}))
-    await session.handle_message(json.dumps({"type": "response.create"}))
+    hand_over(session, json.dumps({"type": "input_audio_buffer.commit"}))
+    hand_over(session, json.dumps({"type": "response.create"}))
     await until(lambda: any(e["type"] == "response.done" for e in sink.events), timeout_s=20)
 
 
@@ -74,13 +75,13 @@ async def test_a_transcription_session_transcribes_turns_and_makes_no_replies(
         }
         session_patch = {"type": "transcription", "audio": {"input": audio_input}}
         update = {"type": "session.update", "session": session_patch}
-        await session.handle_message(json.dumps(update))
+        hand_over(session, json.dumps(update))
         await append(session, silence(0.3, 24_000))
         await append(session, synthesize("Please take a note.", 24_000))
         await append(session, silence(1.0, 24_000))
         kind = "conversation.item.input_audio_transcription.completed"
         await until(lambda: any(e["type"] == kind for e in sink.events), timeout_s=20)
-        await session.handle_message(json.dumps({"type": "response.create", "event_id": "r"}))
+        hand_over(session, json.dumps({"type": "response.create", "event_id": "r"}))
         await until(lambda: any(e["type"] == "error" for e in sink.events))
     kinds = [e["type"] for e in sink.events]
     assert "input_audio_buffer.committed" in kinds and "response.created" not in kinds

@@ -14,6 +14,7 @@ from realtime.conversation import UserAudioItem
 from realtime.engines.base import EngineRequest
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from realtime.turns.input import TurnSettings
 from tests.realtime.session.support import RecordingSink, feed, session_services, until
 
@@ -69,8 +70,8 @@ async def test_a_manual_commit_during_speech_keeps_the_prefilled_chunks(
     speech = synthesize(SPEECH, RATE)
     await feed(session, speech)
     await until(lambda: engine.prefills)
-    await session.handle_message(json.dumps({"type": "input_audio_buffer.commit"}))
-    await session.handle_message(json.dumps({"type": "response.create"}))
+    hand_over(session, json.dumps({"type": "input_audio_buffer.commit"}))
+    hand_over(session, json.dumps({"type": "response.create"}))
     await until(lambda: engine.streams)
     await session.close()
     prefilled = last_user_audio(engine.prefills[-1])

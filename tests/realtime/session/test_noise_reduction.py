@@ -13,6 +13,7 @@ from benchmarks.harness.noise import fan_noise
 from realtime.conversation import UserAudioItem
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import (
     RecordingSink,
     append,
@@ -39,7 +40,7 @@ def steady_noise() -> np.ndarray:
 async def committed_level_db(session: Session, sink: RecordingSink, pcm: np.ndarray) -> float:
     for start in range(0, len(pcm), 480):
         await append(session, pcm[start : start + 480])
-    await session.handle_message(json.dumps({"type": "input_audio_buffer.commit"}))
+    hand_over(session, json.dumps({"type": "input_audio_buffer.commit"}))
     await until(lambda: any(e["type"] == "input_audio_buffer.committed" for e in sink.events))
     sink.events.clear()
     item = session.conversation.items[-1]

@@ -11,6 +11,7 @@ import pytest
 
 from realtime.conversation import SystemTextItem, UserTextItem
 from realtime.session.services import SessionServices, SessionSettings
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import running_session, session_services, until
 from tests.support.openai_events import validate_server_event
 
@@ -36,7 +37,7 @@ async def test_an_out_of_band_response_stays_out_of_the_conversation(
     engine.streams.clear()
     async with running_session(services) as (session, sink):
         create = {"type": "conversation.item.create", "item": user_text("Hi.", "item_u1")}
-        await session.handle_message(json.dumps(create))
+        hand_over(session, json.dumps(create))
         response = {
             "conversation": "none",
             "instructions": "Classify the user's mood in one word.",
@@ -45,8 +46,8 @@ async def test_an_out_of_band_response_stays_out_of_the_conversation(
             "metadata": {"purpose": "mood"},
             "input": [{"type": "item_reference", "id": "item_u1"}, user_text("And now?")],
         }
-        await session.handle_message(json.dumps({"type": "response.create",
-                                                 "response": response}))  # fmt: skip
+        hand_over(session, json.dumps({"type": "response.create",
+                                       "response": response}))  # fmt: skip
         await until(lambda: any(e["type"] == "response.done" for e in sink.events))
         assert [i.id for i in session.conversation.items] == ["item_u1"]
     done = next(e for e in sink.events if e["type"] == "response.done")["response"]
@@ -75,16 +76,16 @@ async def test_an_empty_input_clears_the_context_and_the_default_is_the_conversa
         system = {"type": "conversation.item.create", "item": {
             "type": "message", "role": "system",
             "content": [{"type": "input_text", "text": "Be terse."}]}}  # fmt: skip
-        await session.handle_message(json.dumps(system))
-        await session.handle_message(json.dumps({"type": "response.create", "response": {
-            "input": [], "output_modalities": ["text"]}}))  # fmt: skip
+        hand_over(session, json.dumps(system))
+        hand_over(session, json.dumps({"type": "response.create", "response": {
+                                       "input": [], "output_modalities": ["text"]}}))  # fmt: skip
         await until(lambda: sum(e["type"] == "response.done" for e in sink.events) == 1)
-        await session.handle_message(json.dumps({"type": "response.create", "response": {
-            "output_modalities": ["text"]}}))  # fmt: skip
+        hand_over(session, json.dumps({"type": "response.create", "response": {
+                                       "output_modalities": ["text"]}}))  # fmt: skip
         await until(lambda: sum(e["type"] == "response.done" for e in sink.events) == 2)
         missing = {"type": "response.create", "event_id": "e1", "response": {
             "input": [{"type": "item_reference", "id": "nope"}]}}  # fmt: skip
-        await session.handle_message(json.dumps(missing))
+        hand_over(session, json.dumps(missing))
         await until(lambda: any(e["type"] == "error" for e in sink.events))
     first, second = engine.streams[-2:]
     assert first.conversation.items == ()

@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from realtime import events as ev
 from realtime.session.outbox import AudioFrame, EventMessage, Outbox, OutboxClosed
 
 RATE = 1000  # 20 samples = one 20 ms frame
@@ -32,10 +33,10 @@ async def test_control_events_overtake_queued_audio() -> None:
     outbox = Outbox(RATE, lead_ms=0, clock=FakeClock())
     for _ in range(3):
         assert await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
-    outbox.send_now({"type": "input_audio_buffer.speech_started"})
+    outbox.send_now(ev.SpeechStarted(0, "item_u"))
     first = await get_soon(outbox)
     assert isinstance(first, EventMessage)
-    assert first.event["type"] == "input_audio_buffer.speech_started"
+    assert isinstance(first.event, ev.SpeechStarted)
 
 
 async def test_audio_is_released_at_playback_pace_plus_the_lead() -> None:
@@ -59,28 +60,28 @@ async def test_ordered_events_leave_after_the_audio_before_them() -> None:
     outbox = Outbox(RATE, lead_ms=20, clock=clock)
     await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
     await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
-    outbox.enqueue("r1", {"type": "response.done"})
+    outbox.enqueue("r1", ev.AudioDone("r1", "item_r1"))
     kinds = []
     for _ in range(3):
         clock.now += 0.020
         item = await get_soon(outbox)
-        kinds.append(item.event["type"] if isinstance(item, EventMessage) else "audio")
-    assert kinds == ["audio", "audio", "response.done"]
+        kinds.append(type(item.event).__name__ if isinstance(item, EventMessage) else "audio")
+    assert kinds == ["audio", "audio", "AudioDone"]
 
 
 async def test_cancel_drops_every_queued_item_of_that_response_only() -> None:
     outbox = Outbox(RATE, lead_ms=10_000, clock=FakeClock())
     for _ in range(10):
         await outbox.enqueue_audio(frame("old"), max_buffered_ms=10_000)
-    outbox.enqueue("old", {"type": "response.output_audio.done"})
-    outbox.send_now({"type": "response.reasoning.delta"}, response_id="old")
+    outbox.enqueue("old", ev.AudioDone("old", "item_old"))
+    outbox.send_now(ev.ReasoningDelta("old", "item_old", "hm"), response_id="old")
     assert isinstance(await get_soon(outbox), EventMessage)  # the control event went first
     assert isinstance(await get_soon(outbox), AudioFrame)
     delivery = outbox.cancel("old")
     await outbox.enqueue_audio(frame("new", value=7), max_buffered_ms=10_000)
     assert not await outbox.enqueue_audio(frame("old"), max_buffered_ms=10_000)
-    outbox.send_now({"type": "late"}, response_id="old")
-    outbox.enqueue("old", {"type": "late"})
+    outbox.send_now(ev.TextDelta("old", "item_old", "late"), response_id="old")
+    outbox.enqueue("old", ev.TextDelta("old", "item_old", "late"))
     item = await get_soon(outbox)
     assert isinstance(item, AudioFrame) and item.response_id == "new"
     with pytest.raises(TimeoutError):
@@ -114,11 +115,11 @@ async def test_events_built_on_send_see_state_at_send_time() -> None:
     outbox = Outbox(RATE, lead_ms=1000, clock=FakeClock())
     await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
     outbox.enqueue_built_on_send(
-        "r1", lambda: {"type": "response.done", "sent": outbox.delivery("r1").frames_sent}
+        "r1", lambda: ev.TextDelta("r1", "item_r1", str(outbox.delivery("r1").frames_sent))
     )
     await get_soon(outbox)
     done = await get_soon(outbox)
-    assert isinstance(done, EventMessage) and done.event["sent"] == 1
+    assert isinstance(done, EventMessage) and done.event == ev.TextDelta("r1", "item_r1", "1")
 
 
 async def test_closed_outbox_ends_the_sender() -> None:
@@ -133,14 +134,14 @@ async def test_closed_outbox_ends_the_sender() -> None:
 async def test_a_held_response_sends_nothing_until_released_then_everything_in_order() -> None:
     outbox = Outbox(RATE, lead_ms=1_000, clock=FakeClock())
     outbox.hold("r1")
-    outbox.send_now({"type": "response.created"}, "r1")
+    outbox.send_now(ev.ReasoningDelta("r1", "item_r1", "first"), "r1")
     for value in (1, 2):
         await outbox.enqueue_audio(frame("r1", value=value), max_buffered_ms=10_000)
-    outbox.enqueue("r1", {"type": "response.output_audio.done"})
-    outbox.send_now({"type": "input_audio_buffer.speech_stopped"})
+    outbox.enqueue("r1", ev.AudioDone("r1", "item_r1"))
+    outbox.send_now(ev.SpeechStopped(0, "item_u"))
     first = await get_soon(outbox)
     assert isinstance(first, EventMessage)
-    assert first.event["type"] == "input_audio_buffer.speech_stopped"
+    assert isinstance(first.event, ev.SpeechStopped)
     with pytest.raises(TimeoutError):
         await get_soon(outbox, 0.03)
     assert outbox.buffered_ms("r1") == 40.0  # held audio counts against the reply's budget
@@ -148,7 +149,7 @@ async def test_a_held_response_sends_nothing_until_released_then_everything_in_o
     outbox.release("r1")
 
     created, one, two, done = [await get_soon(outbox) for _ in range(4)]
-    assert isinstance(created, EventMessage) and created.event["type"] == "response.created"
+    assert isinstance(created, EventMessage) and isinstance(created.event, ev.ReasoningDelta)
     assert isinstance(one, AudioFrame) and isinstance(two, AudioFrame)
     assert (one.pcm[0], two.pcm[0]) == (1, 2)
     assert isinstance(done, EventMessage) and not outbox.is_held("r1")
@@ -157,15 +158,15 @@ async def test_a_held_response_sends_nothing_until_released_then_everything_in_o
 async def test_cancelling_a_held_response_drops_it_without_a_trace() -> None:
     outbox = Outbox(RATE, lead_ms=1_000, clock=FakeClock())
     outbox.hold("r1")
-    outbox.send_now({"type": "response.created"}, "r1")
+    outbox.send_now(ev.ReasoningDelta("r1", "item_r1", "first"), "r1")
     await outbox.enqueue_audio(frame("r1"), max_buffered_ms=10_000)
 
     outbox.cancel("r1")
-    outbox.send_now({"type": "input_audio_buffer.speech_started"})
+    outbox.send_now(ev.SpeechStarted(0, "item_u"))
 
     only = await get_soon(outbox)
     assert isinstance(only, EventMessage)
-    assert only.event["type"] == "input_audio_buffer.speech_started"
+    assert isinstance(only.event, ev.SpeechStarted)
     with pytest.raises(TimeoutError):
         await get_soon(outbox, 0.03)
     assert outbox.buffered_ms("r1") == 0.0
@@ -180,7 +181,7 @@ async def test_a_paused_reply_holds_its_audio_and_resumes_at_the_same_frame() ->
 
     outbox.pause("r1")
     clock.now += 1.0
-    outbox.send_now({"type": "input_audio_buffer.speech_started"})
+    outbox.send_now(ev.SpeechStarted(0, "item_u"))
     control = await get_soon(outbox)
     assert isinstance(control, EventMessage)  # control still flows while audio is paused
     with pytest.raises(TimeoutError):

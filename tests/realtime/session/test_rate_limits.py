@@ -10,6 +10,7 @@ import pytest
 
 from realtime.session.rate_limits import RateLimits
 from realtime.session.services import SessionServices, SessionSettings
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import (
     append,
     manual_turns,
@@ -40,6 +41,6 @@ async def test_audio_much_faster_than_real_time_is_refused_and_what_came_before_
         # The two seconds accepted, less what the resampler still holds back (under 20 ms).
         assert 2 * 16_000 - 320 <= session.input.held_samples() <= 2 * 16_000
         for _ in range(20):  # past the event burst
-            await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
+            hand_over(session, json.dumps({"type": "input_audio_buffer.clear"}))
         await until(lambda: len([e for e in sink.events if e["type"] == "error"]) > 2)
         assert session.metrics.rate_limited_total.labels(limit="events")._value.get() >= 1

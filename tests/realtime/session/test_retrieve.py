@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 
 from benchmarks.harness.speech import synthesize
 from realtime.session.services import SessionServices, SessionSettings
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import (
     append,
     manual_turns,
@@ -35,19 +36,17 @@ async def test_a_committed_turn_comes_back_with_its_audio_and_a_missing_item_is_
         await manual_turns(session)
         speech = synthesize("Hello there.", 24_000)
         await append(session, speech)
-        await session.handle_message(json.dumps({"type": "input_audio_buffer.commit"}))
+        hand_over(session, json.dumps({"type": "input_audio_buffer.commit"}))
         await until(lambda: any(e["type"] == "input_audio_buffer.committed" for e in sink.events))
         item_id = next(e for e in sink.events if e["type"] == "input_audio_buffer.committed")[
             "item_id"
         ]
-        await session.handle_message(json.dumps({"type": "conversation.item.create", "item": {
+        hand_over(session, json.dumps({"type": "conversation.item.create", "item": {
             "type": "message", "role": "user",
             "content": [{"type": "input_text", "text": "And a typed one."}]}}))  # fmt: skip
-        await session.handle_message(
-            json.dumps({"type": "conversation.item.retrieve", "item_id": item_id})
-        )
+        hand_over(session, json.dumps({"type": "conversation.item.retrieve", "item_id": item_id}))
         missing = {"type": "conversation.item.retrieve", "item_id": "nope", "event_id": "e9"}
-        await session.handle_message(json.dumps(missing))
+        hand_over(session, json.dumps(missing))
         await until(lambda: any(e["type"] == "error" for e in sink.events))
     retrieved = next(e for e in sink.events if e["type"] == "conversation.item.retrieved")
     TypeAdapter(RealtimeServerEvent).validate_python(retrieved)  # OpenAI's own shape

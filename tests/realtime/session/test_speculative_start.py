@@ -13,6 +13,7 @@ from benchmarks.harness.speech import silence, synthesize
 from realtime.conversation import UserAudioItem
 from realtime.session.services import SessionServices, SessionSettings
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import RecordingSink, append, session_services, until
 
 RATE = 24_000
@@ -43,7 +44,7 @@ async def test_a_reply_started_at_a_mid_turn_pause_is_dropped_unseen_and_the_rea
         window = {"type": "server_vad", "silence_duration_ms": 900}
         update = {"type": "session.update", "session": {"type": "realtime", "audio": {
             "input": {"turn_detection": window}}}}  # fmt: skip
-        await session.handle_message(json.dumps(update))
+        hand_over(session, json.dumps(update))
         audio = np.concatenate([
             silence(0.3, RATE), synthesize("One two three", RATE), silence(0.5, RATE),
             synthesize("four five six.", RATE), silence(1.5, RATE),

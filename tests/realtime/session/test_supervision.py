@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from realtime.session.services import SessionServices, SessionSettings
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import RecordingSink, running_session, session_services, until
 
 
@@ -32,15 +33,15 @@ async def test_a_handler_that_raises_gets_a_server_error_and_the_session_goes_on
 
         monkeypatch.setattr(session, "_dispatch", broken)
         with caplog.at_level(logging.ERROR):
-            await session.handle_message(json.dumps({"type": "input_audio_buffer.clear",
-                                                     "event_id": "evt_1"}))  # fmt: skip
+            hand_over(session, json.dumps({"type": "input_audio_buffer.clear",
+                                           "event_id": "evt_1"}))  # fmt: skip
             await until(lambda: bool(errors(sink)), timeout_s=5)
         monkeypatch.undo()
         (error,) = errors(sink)
         assert error["type"] == "server_error" and error["event_id"] == "evt_1"
         assert session.config.id in error["message"]
         assert any(session.config.id in r.getMessage() and r.exc_info for r in caplog.records)
-        await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
+        hand_over(session, json.dumps({"type": "input_audio_buffer.clear"}))
         await until(lambda: any(e["type"] == "input_audio_buffer.cleared" for e in sink.events))
         assert sink.closed_with is None
 
@@ -49,14 +50,14 @@ async def test_deeply_nested_json_is_an_error_event_not_a_dead_session(
     services: SessionServices,
 ) -> None:
     async with running_session(services) as (session, sink):
-        await session.handle_message("[" * 5000 + "]" * 5000)
+        hand_over(session, "[" * 5000 + "]" * 5000)
         nested: object = 1
         for _ in range(900):
             nested = {"a": nested}
-        await session.handle_message(json.dumps({"type": "session.update", "session": nested}))
+        hand_over(session, json.dumps({"type": "session.update", "session": nested}))
         await until(lambda: len(errors(sink)) == 2, timeout_s=5)
         assert all(e["type"] == "invalid_request_error" for e in errors(sink))
-        await session.handle_message(json.dumps({"type": "input_audio_buffer.clear"}))
+        hand_over(session, json.dumps({"type": "input_audio_buffer.clear"}))
         await until(lambda: any(e["type"] == "input_audio_buffer.cleared" for e in sink.events))
 
 
@@ -80,8 +81,8 @@ async def test_a_dead_vad_loop_ends_the_session_with_an_error_and_a_close(
 ) -> None:
     broken = SessionServices(**{**services.__dict__, "vad": BrokenVad()})
     async with running_session(broken) as (session, sink):
-        await session.handle_message(json.dumps({"type": "input_audio_buffer.append",
-                                                 "audio": "AAAA" * 400}))  # fmt: skip
+        hand_over(session, json.dumps({"type": "input_audio_buffer.append",
+                                       "audio": "AAAA" * 400}))  # fmt: skip
         await until(lambda: sink.closed_with is not None, timeout_s=5)
         assert sink.closed_with is not None and sink.closed_with[0] == 1011
         assert [e["type"] for e in errors(sink)] == ["server_error"]
@@ -115,9 +116,9 @@ async def test_a_response_that_fails_to_end_is_reported_and_the_next_one_runs(
         def done() -> list[dict]:
             return [e["response"] for e in sink.events if e["type"] == "response.done"]
 
-        await session.handle_message(json.dumps({"type": "response.create"}))
+        hand_over(session, json.dumps({"type": "response.create"}))
         await until(lambda: len(done()) == 1, timeout_s=10)
-        await session.handle_message(json.dumps({"type": "response.create"}))
+        hand_over(session, json.dumps({"type": "response.create"}))
         await until(lambda: len(done()) == 2, timeout_s=10)
         assert [r["status"] for r in done()] == ["cancelled", "completed"]
         assert done()[0]["status_details"]["error"]["code"] == "internal_error"

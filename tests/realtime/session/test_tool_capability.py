@@ -7,13 +7,14 @@ import json
 
 from realtime.session.services import SessionSettings
 from realtime.session.session import Session
+from realtime.transports.client_input import hand_over
 from tests.realtime.session.support import RecordingSink, session_services, until
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
 
 
 async def send(session: Session, event: dict[str, object]) -> None:
-    await session.handle_message(json.dumps(event))
+    hand_over(session, json.dumps(event))
 
 
 async def test_requiring_a_call_from_an_engine_without_tools_is_an_error_not_a_crash() -> None:

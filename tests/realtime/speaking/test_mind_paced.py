@@ -263,3 +263,21 @@ class FailingArticulationSession(DelegatingSession):
             async for event in stream:
                 yield event
                 raise EngineError("articulation broke")
+
+
+async def test_words_said_before_the_reasoning_is_over_are_commentary_the_rest_final() -> None:
+    h = harness()
+    out = await run_turn(MindPacedPolicy(speak_first=True), h, PACING)
+
+    phases = [event.phase for event in out.events if isinstance(event, ReplyText)]
+    assert phases[0] == "commentary"  # speak-first: before any reasoning token
+    assert phases[-1] == "final_answer"  # the final articulation sees all the reasoning
+    assert phases == sorted(phases)  # commentary only ever before the final answer
+
+
+async def test_a_reply_that_only_starts_after_the_reasoning_is_all_final_answer() -> None:
+    h = harness(dataclasses.replace(FAST, reasoning_tokens=20))
+    out = await run_turn(MindPacedPolicy(), h, PACING)
+
+    phases = {event.phase for event in out.events if isinstance(event, ReplyText)}
+    assert phases == {"final_answer"}

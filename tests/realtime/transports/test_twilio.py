@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from realtime.protocol import server_events as ev
+from realtime import events as ev
 from realtime.protocol.session_config import PcmuFormat, SessionConfig
 from realtime.session.outbox import AudioFrame, EventMessage
 from realtime.transports.twilio import (
@@ -23,6 +23,11 @@ from realtime.transports.twilio import (
     phone_config,
 )
 from tokenizer.g711 import ulaw_decode
+
+
+def ended(response_id: str, status: ev.ReplyStatus) -> ev.ReplyEnded:
+    reply = ev.Reply(response_id, status, True, PcmuFormat(), None, "conv_1", None)
+    return ev.ReplyEnded(reply)
 
 
 class FakeWebSocket:
@@ -83,13 +88,13 @@ async def test_the_sink_sends_media_a_mark_after_the_reply_and_clear_only_for_a_
     ws = FakeWebSocket()
     sink = TwilioSink(ws, "MZ1")  # type: ignore[arg-type]
     tone = np.round(8000 * np.sin(np.arange(160) / 5)).astype(np.int16)
-    await sink.deliver(EventMessage(ev.session_created({"id": "sess_1"})))
+    await sink.deliver(EventMessage(ev.SessionCreated(SessionConfig())))
     await sink.deliver(AudioFrame("resp_1", "item_1", tone, 0))
-    await sink.deliver(EventMessage(ev.audio_done("resp_1", "item_1"), "resp_1"))
-    await sink.deliver(EventMessage(ev.response_done({"id": "resp_1", "status": "completed"})))
+    await sink.deliver(EventMessage(ev.AudioDone("resp_1", "item_1"), "resp_1"))
+    await sink.deliver(EventMessage(ended("resp_1", "completed")))
     await sink.deliver(AudioFrame("resp_2", "item_2", tone, 0))
-    await sink.deliver(EventMessage(ev.response_done({"id": "resp_2", "status": "cancelled"})))
-    await sink.deliver(EventMessage(ev.response_done({"id": "resp_3", "status": "cancelled"})))
+    await sink.deliver(EventMessage(ended("resp_2", "cancelled")))
+    await sink.deliver(EventMessage(ended("resp_3", "cancelled")))
     kinds = [m["event"] for m in ws.sent]
     # Nothing for OpenAI events; no clear for a reply the caller never heard (resp_3).
     assert kinds == ["media", "mark", "media", "clear"]
@@ -111,7 +116,7 @@ async def test_marks_along_a_reply_report_how_much_of_it_the_caller_heard() -> N
     frames = int(2.5 * MARK_EVERY_MS / 20)
     for _ in range(frames):
         await sink.deliver(AudioFrame("resp_1", "item_1", frame, 0))
-    await sink.deliver(EventMessage(ev.audio_done("resp_1", "item_1"), "resp_1"))
+    await sink.deliver(EventMessage(ev.AudioDone("resp_1", "item_1"), "resp_1"))
     marks = [m["mark"]["name"] for m in ws.sent if m["event"] == "mark"]
     assert len(marks) == 3 and len(set(marks)) == 3, "two along the reply, one at its end"
     for name in marks:
