@@ -66,6 +66,7 @@ from benchmarks.harness.standin_model import (
     StandinModelInfo,
     build_standin_model_with,
 )
+from benchmarks.harness.stats import percentile
 from benchmarks.harness.vllm_server import (
     SERVED_MODEL_NAME,
     VllmServer,
@@ -402,7 +403,7 @@ def policy_first_packets(
     for policy in POLICIES:
         latency = [s.first_packet_ms for s in samples if s.policy == policy]
         spoken = [ms for ms in latency if not np.isnan(ms)]
-        result[policy] = float(np.percentile(spoken, 50)) if spoken else float("nan")
+        result[policy] = percentile(spoken, 50)
     return result
 
 
