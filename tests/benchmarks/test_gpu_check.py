@@ -12,6 +12,7 @@ from benchmarks.gpu_check import (
     STEP_AUDIO_R1,
     TINY,
     Measurements,
+    inter_token_s,
     largest_tensor_parallel,
     main,
     model_config,
@@ -144,6 +145,22 @@ def test_an_audio_cost_below_the_noise_keeps_the_default_prefill_rate() -> None:
 
     assert unmeasurable.sim_params().prefill_tokens_per_s == SimParams().prefill_tokens_per_s
     assert "below the timing noise" in "\n".join(report_lines(unmeasurable, dry_run=True))
+
+
+def test_a_streams_inter_token_time_runs_from_its_own_first_token() -> None:
+    # Prefilled in 0.5 s (slower than the 0.04 s median first token of other requests),
+    # then 4 more tokens 10 ms apart: the decode figure must not see the slow prefill.
+    assert inter_token_s([0.5, 0.51, 0.52, 0.53, 0.54], 5) == pytest.approx(0.01)
+    assert inter_token_s([0.5], 1) is None
+    assert inter_token_s([], 0) is None
+
+
+def test_a_decode_below_the_timing_noise_still_makes_valid_sim_figures() -> None:
+    instant = dataclasses.replace(MEASURED, itl_ms_1=0.0, itl_ms_n=0.0)
+
+    params = instant.sim_params()
+
+    assert (params.itl_ms, params.batch_slowdown) == (0.0, 0.0)
 
 
 def test_a_policy_with_only_silent_turns_is_null_in_the_report(tmp_path: Path) -> None:
