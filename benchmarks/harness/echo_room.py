@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,6 +85,21 @@ class Room:
         if self.gain_db <= NO_ECHO_DB:
             return "no echo"
         return f"{self.delay_ms:.0f} ms, {self.gain_db:+.0f} dB"
+
+
+def speech_level_db(pcm: np.ndarray) -> float:
+    """The level of a voice while it speaks: the mean power of its 10 ms frames within 30 dB
+    of the loudest (dB re full scale), so pauses and leading silence do not count."""
+    usable = len(pcm) // 160 * 160
+    power = np.mean((pcm[:usable].astype(np.float64).reshape(-1, 160) / 32768.0) ** 2, axis=1)
+    loud = power[power >= power.max() * 1e-3]
+    return float(10 * np.log10(np.mean(loud) + 1e-12))
+
+
+def at_level_of(voice: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``voice`` scaled so that it speaks at ``reference``'s level (int16, clipped)."""
+    gain = 10 ** ((speech_level_db(reference) - speech_level_db(voice)) / 20)
+    return np.clip(np.round(voice.astype(np.float64) * gain), -32768, 32767).astype(np.int16)
 
 
 @contextlib.asynccontextmanager
@@ -174,14 +189,12 @@ class Speakerphone:
 
     name = "speakerphone"
 
-    def __init__(self, room: Room, max_s: float, user: np.ndarray) -> None:
+    def __init__(self, room: Room, max_s: float) -> None:
         self._ir = room.impulse_response().astype(np.float32)
         size = round(max_s * RATE) + len(self._ir) + RATE
         self._speaker = np.zeros(size, dtype=np.float32)
         self._speaker_end = 0  # the device has queued audio up to here
         self._user = np.zeros(size, dtype=np.float32)
-        self._user_pcm = user.astype(np.float32)
-        self._user_onset = energy_spans(user)[0].start_sample
         self._noise = np.random.default_rng(room.seed + 1).normal(0, 10, size).astype(np.float32)
         self._t0 = 0.0
         self._sent = 0  # microphone samples sent
@@ -204,9 +217,14 @@ class Speakerphone:
         assert isinstance(item, EventMessage)
         self.events.append(item.event)
         if isinstance(item.event, ev.SpeechStarted):
-            playing = self._sample_at(now)  # the client stops playing what it holds
-            self._speaker[playing : self._speaker_end] = 0
-            self._speaker_end = min(self._speaker_end, playing)
+            self.stop_playing()
+
+    def stop_playing(self) -> None:
+        """Drop what the device still holds, as a client does when the user starts speaking
+        or when it cancels the reply itself."""
+        playing = self._sample_at(time.monotonic())
+        self._speaker[playing : self._speaker_end] = 0
+        self._speaker_end = min(self._speaker_end, playing)
 
     async def close(self, code: int, reason: str) -> None:
         pass
@@ -216,12 +234,12 @@ class Speakerphone:
     def _sample_at(self, at: float) -> int:
         return max(0, round((at - self._t0) * RATE))
 
-    def say(self, at_sample: int) -> None:
-        """The user speaks from ``at_sample`` of the microphone's timeline (their voice's
-        first sound lands at ``at_sample`` + the clip's own leading silence)."""
-        end = min(at_sample + len(self._user_pcm), len(self._user))
-        self._user[at_sample:end] += self._user_pcm[: end - at_sample]
-        self.onsets.append((at_sample + self._user_onset, None))
+    def say(self, at_sample: int, voice: np.ndarray) -> None:
+        """The user says ``voice`` from ``at_sample`` of the microphone's timeline (its first
+        sound lands at ``at_sample`` + the clip's own leading silence)."""
+        end = min(at_sample + len(voice), len(self._user))
+        self._user[at_sample:end] += voice[: end - at_sample].astype(np.float32)
+        self.onsets.append((at_sample + energy_spans(voice)[0].start_sample, None))
 
     @property
     def mic_position(self) -> int:
@@ -257,8 +275,11 @@ class Speakerphone:
         return sum(seconds for at, _, seconds in self.audio_frames if start <= at < end)
 
 
-def _cancelled_by_turn(event: ev.ServerEvent) -> bool:
+def _cancelled_by_turn(event: ev.ServerEvent, response_id: str | None = None) -> bool:
+    """``event`` ends a reply (``response_id``'s, if given) cut by the user's turn."""
     if not isinstance(event, ev.ReplyEnded):
+        return False
+    if response_id is not None and event.reply.id != response_id:
         return False
     details = event.reply.status_details
     return details is not None and (details.type, details.reason) == ("cancelled", "turn_detected")
@@ -275,14 +296,15 @@ async def run_room(
     echo_cancellation: bool,
     echo_only_s: float,
     barge_ins: int,
-    user: np.ndarray | None = None,
+    voices: Sequence[np.ndarray] | None = None,
 ) -> RoomResult:
     """``echo_only_s`` of replies with only their echo in the microphone, then ``barge_ins``
-    replies the user talks over, 2.5 s into each."""
-    user = user if user is not None else synthesize(USER_TEXT, RATE)
-    trial_s = 2.5 + len(user) / RATE + 2.0  # the longest a barge-in may take to be detected
-    total_s = echo_only_s + 5.0 + barge_ins * (trial_s + len(user) / RATE + 5.0)
-    phone = Speakerphone(room, total_s, user)
+    replies the user talks over, 2.5 s into each, saying ``voices`` in turn (default: an
+    espeak-ng voice, for tests; benchmarks pass people's recordings)."""
+    voices = list(voices) if voices else [synthesize(USER_TEXT, RATE)]
+    said = [voices[i % len(voices)] for i in range(barge_ins)]
+    total_s = echo_only_s + 5.0 + sum(2 * _trial_s(voice) + 3.0 for voice in said)
+    phone = Speakerphone(room, total_s)
     session = _WatchedSession(services, phone, config=speakerphone_config(echo_cancellation))
     session.pauses = []
     result = RoomResult(room, echo_cancellation)
@@ -290,8 +312,8 @@ async def run_room(
     mic = asyncio.create_task(phone.run_microphone(session, total_s))
     try:
         await _echo_only(session, phone, result, echo_only_s)
-        for _ in range(barge_ins):
-            result.barge_ins.append(await _barge_in(session, phone, user, trial_s))
+        for voice in said:
+            result.barge_ins.append(await _barge_in(session, phone, voice))
         mic.cancel()
     finally:
         mic.cancel()
@@ -330,38 +352,55 @@ def _energies(stage: object) -> tuple[float, float] | None:
     return None
 
 
-async def _quiet(session: Session, phone: Speakerphone) -> None:
-    """Stop any reply (one made for the user's turn too) and let the room fall silent."""
-    for _ in range(2):
+async def _quiet(session: Session, phone: Speakerphone, timeout_s: float = 15.0) -> None:
+    """Stop any reply (one made for the user's turn too), wait until the user's turn is over
+    (the VAD's speech stopped) and nothing has happened for a while, and start afresh: a
+    trial's reply must not be cut by the end of the previous trial's turn."""
+    deadline = time.monotonic() + timeout_s
+    calm_since = time.monotonic()
+    while time.monotonic() - calm_since < 1.2 and time.monotonic() < deadline:
+        speaking = sum(isinstance(e, ev.SpeechStarted) for e in phone.events) > sum(
+            isinstance(e, ev.SpeechStopped) for e in phone.events
+        )
         if session.responses.active is not None:
             session.responses.cancel("client_cancelled")
-        await asyncio.sleep(0.6)  # the room's tail and the device's queue
+            phone.stop_playing()
+            calm_since = time.monotonic()
+        elif speaking:
+            calm_since = time.monotonic()
+        await asyncio.sleep(0.1)
     session.input.clear()
     phone.events.clear()
 
 
-async def _barge_in(
-    session: _WatchedSession, phone: Speakerphone, user: np.ndarray, trial_s: float
-) -> BargeIn:
-    frames_before = len(phone.audio_frames)
+def _trial_s(voice: np.ndarray) -> float:
+    """The longest a barge-in with ``voice`` may take to be detected."""
+    return 2.5 + len(voice) / RATE + 2.0
+
+
+async def _barge_in(session: _WatchedSession, phone: Speakerphone, voice: np.ndarray) -> BargeIn:
+    events_before = len(phone.events)
     await _reply(session)
+    # The trial's reply by its id: a late frame of a reply cancelled before may still arrive.
     deadline = time.monotonic() + 10.0
-    while len(phone.audio_frames) == frames_before:
+    reply_id: str | None = None
+    while reply_id is None or not any(rid == reply_id for _, rid, _ in phone.audio_frames):
         if time.monotonic() > deadline:
             raise TimeoutError("the reply never started")
         await asyncio.sleep(0.02)
-    reply_id = phone.audio_frames[-1][1]
+        created = [e for e in phone.events[events_before:] if isinstance(e, ev.ReplyCreated)]
+        reply_id = created[0].reply.id if created else None
     await asyncio.sleep(2.5)
-    phone.say(phone.mic_position + FRAME)
+    phone.say(phone.mic_position + FRAME, voice)
     onset_index = len(phone.onsets) - 1
     started = time.monotonic()
-    while time.monotonic() - started < trial_s - 2.5:
-        if any(_cancelled_by_turn(e) for e in phone.events):
+    while time.monotonic() - started < _trial_s(voice) - 2.5:
+        if any(_cancelled_by_turn(e, reply_id) for e in phone.events):
             break
         await asyncio.sleep(0.02)
     onset_at = phone.onsets[onset_index][1]
     trial = BargeIn(onset_at=onset_at if onset_at is not None else started)
-    trial.detected = any(_cancelled_by_turn(e) for e in phone.events)
+    trial.detected = any(_cancelled_by_turn(e, reply_id) for e in phone.events)
     after = [at + s for at, rid, s in phone.audio_frames if rid == reply_id]
     if after:
         trial.stopped_after_ms = 1000.0 * (max(after) - trial.onset_at)
@@ -370,6 +409,7 @@ async def _barge_in(
         trial.paused_after_ms = 1000.0 * (paused[0] - trial.onset_at)
     if session.responses.active is not None:
         session.responses.cancel("client_cancelled")
-    await asyncio.sleep(len(user) / RATE + 0.8)  # the user finishes; the turn ends
+        phone.stop_playing()
+    await asyncio.sleep(len(voice) / RATE + 0.8)  # the user finishes; the turn ends
     await _quiet(session, phone)
     return trial
