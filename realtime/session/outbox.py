@@ -109,6 +109,11 @@ class PlaybackObserver(Protocol):
 
     def reply_played(self, response_id: str, played_ms: float) -> None: ...
 
+    def reply_stopped(self, response_id: str, at: float) -> None:
+        """The response was cut: the far end stops playing it at ``at`` (the outbox's clock)
+        and drops what it still holds (a client told ``speech_started``, Twilio's ``clear``)."""
+        ...
+
 
 class OutboxClosed(Exception):
     """The session's transport is gone."""
@@ -251,6 +256,8 @@ class Outbox:
                 delivery.played_ms = min(delivery.sent_ms, delivery.played_ms + since_ms)
             self._drop_stale()
             self._playout_end = min(self._playout_end, self._clock())
+            if self.observer is not None and delivery.frames_sent:
+                self.observer.reply_stopped(response_id, delivery.cancelled_at)
         self._room.set()
         self._wake.set()
         return delivery

@@ -11,14 +11,20 @@ timeline at the moment it is expected to play (the outbox's playback model, corr
 phone calls by Twilio's marks, which say when the audio was played). The microphone's
 timeline maps input sample ``n`` to ``anchor + n / 16000`` s, the anchor following the
 earliest arrival seen (network jitter only makes audio late), and drifting up slowly so that
-a client whose clock runs slow does not pull the two apart. The reference therefore always
+a client whose clock runs slow does not pull the two apart. A reply cut short (a barge-in,
+a cancel) drops the reference placed after the cut, as the client drops that audio (the
+outbox's model). The reference therefore always
 leads its echo (by the client's playback buffer, the room and the uplink); AEC3's own delay
 estimator finds that lead, up to about half a second.
 
-The canceller is AEC3 of webrtc-audio-processing through the ``pywebrtc-audio`` wheel
-(Apache-2.0; native code, no model file). It works on 10 ms blocks, so the stage delays
-the input by 10 ms, and costs about 9.5 ms of CPU per second of audio (1% of a core)
-(``benchmarks/echo_cancellation.py``).
+The canceller is AEC3 of WebRTC's audio processing module through LiveKit's ``livekit``
+wheel (Apache-2.0; its libwebrtc is BSD-3-Clause; native code, no model file). It works on
+10 ms blocks, so the stage delays the input by 10 ms, and costs about 8 ms of CPU per second
+of audio (1% of a core) (``benchmarks/echo_cancellation.py``). LiveKit's build replaced the
+``pywebrtc-audio`` wheel's: on people's speech in that benchmark, the older build let the
+echo through at the start of the replies after some barge-ins (the agent then cut itself off,
+reply after reply) and lowered a handset caller's voice by 13 dB 2 s into the first reply,
+against none and 2 dB with LiveKit's.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
-from pywebrtc_audio import EchoCanceller
 
 from realtime.protocol.session_config import EchoCancellation
 from tokenizer import ENGINE_SAMPLE_RATE
@@ -65,6 +70,7 @@ class FarEndReference:
         self._consumed = 0  # microphone samples whose reference was taken
         self._ring = np.zeros(round(_HISTORY_S * _RATE), dtype=np.int16)
         self._written_end: int | None = None  # where the last placed frame ended
+        self._run_response: str | None = None  # whose audio the current run is
         self._resampler: StreamResampler | None = None
         self._offset_s = 0.0  # how much later than modelled the far end plays (marks)
         self._sent: deque[tuple[str, float, float]] = deque(maxlen=_SENT_KEPT)
@@ -122,6 +128,7 @@ class FarEndReference:
             # echo path, not the far end's exact spectrum.
             resampler = self._resampler = StreamResampler(sample_rate, _RATE, quality="QQ")
             self._written_end = position
+            self._run_response = response_id
         self._write(resampler.process(np.asarray(pcm, dtype=np.int16)))
 
     def reply_played(self, response_id: str, played_ms: float) -> None:
@@ -132,11 +139,25 @@ class FarEndReference:
                 self._offset_s = min(max(lateness, 0.0), _MAX_OFFSET_S)
                 return
 
+    def reply_stopped(self, response_id: str, at: float) -> None:
+        """The response was cut at ``at`` (monotonic s): the far end drops the rest of it, so
+        the reference placed after that moment would be a far end with no echo."""
+        if self._anchor is None or self._written_end is None or self._run_response != response_id:
+            return
+        cut = max(round((at + self._offset_s - self._anchor) * _RATE), self._consumed)
+        last = min(self._written_end, self._consumed + len(self._ring))
+        if last > cut:
+            self._ring[np.arange(cut, last) % len(self._ring)] = 0
+        self._resampler = None  # its held-back samples belong to the dropped audio
+        self._written_end = None
+        self._run_response = None
+
     def _end_run(self) -> None:
         if self._resampler is not None:
             self._write(self._resampler.flush())
         self._resampler = None
         self._written_end = None
+        self._run_response = None
 
     def _write(self, pcm16k: np.ndarray) -> None:
         start = self._written_end
@@ -153,6 +174,28 @@ class FarEndReference:
             self.placed_samples += last - first
 
 
+class _Aec3:
+    """WebRTC's audio processing with AEC3 (LiveKit's build), on 10 ms int16 blocks."""
+
+    def __init__(self) -> None:
+        # Imported here, not at the top: LiveKit's native runtime starts threads on import,
+        # which a process that cancels no echo (or only prints --help) should not pay for.
+        from livekit import rtc
+
+        self._frame = rtc.AudioFrame
+        self._apm = rtc.AudioProcessingModule(echo_cancellation=True, high_pass_filter=True)
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+        out = np.empty_like(near)
+        for start in range(0, len(near), _BLOCK):
+            block = slice(start, start + _BLOCK)
+            self._apm.process_reverse_stream(self._frame(far[block].tobytes(), _RATE, 1, _BLOCK))
+            frame = self._frame(near[block].tobytes(), _RATE, 1, _BLOCK)
+            self._apm.process_stream(frame)
+            out[block] = np.frombuffer(frame.data, dtype=np.int16)
+        return out
+
+
 class EchoCancellationStage:
     """16 kHz int16 in, the same number of samples out, one 10 ms block later, with the echo
     of ``reference`` removed. ``input_energy`` and ``output_energy`` add up the squares of
@@ -162,7 +205,7 @@ class EchoCancellationStage:
 
     def __init__(self, reference: FarEndReference | None = None) -> None:
         self.reference = reference if reference is not None else FarEndReference()
-        self._canceller = EchoCanceller(_RATE)
+        self._canceller = _Aec3()
         self._pending = np.zeros(0, dtype=np.int16)
         self._ready = np.zeros(_BLOCK, dtype=np.int16)
         self.input_energy = 0.0

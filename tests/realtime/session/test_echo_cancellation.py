@@ -105,6 +105,7 @@ class Observer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, float, float]] = []
         self.played: list[tuple[str, float]] = []
+        self.stopped: list[tuple[str, float]] = []
 
     def reply_sent(
         self, response_id: str, pcm: np.ndarray, sample_rate: int, play_at: float, sent_ms: float
@@ -113,6 +114,9 @@ class Observer:
 
     def reply_played(self, response_id: str, played_ms: float) -> None:
         self.played.append((response_id, played_ms))
+
+    def reply_stopped(self, response_id: str, at: float) -> None:
+        self.stopped.append((response_id, at))
 
 
 async def test_the_outbox_tells_when_each_frame_will_play_and_what_the_far_end_played() -> None:
@@ -132,6 +136,11 @@ async def test_the_outbox_tells_when_each_frame_will_play_and_what_the_far_end_p
     ]
     outbox.played("resp_1", 40.0)  # a Twilio mark came back
     assert observer.played == [("resp_1", 40.0)]
+    now[0] = 10.03
+    outbox.cancel("resp_1")  # a barge-in: the far end drops what it holds now
+    outbox.cancel("resp_1")
+    outbox.cancel("resp_2")  # nothing of it was sent: nothing to drop
+    assert observer.stopped == [("resp_1", 10.03)]
 
 
 async def test_a_webrtc_call_starts_without_it_whatever_the_server_default() -> None:

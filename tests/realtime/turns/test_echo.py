@@ -75,6 +75,23 @@ def test_a_later_frame_rate_is_resampled_to_16_khz() -> None:
     assert abs(float(np.mean(out[1700:4600])) - 800) < 20
 
 
+def test_a_cut_reply_leaves_no_reference_after_the_cut_and_the_next_one_starts_afresh() -> None:
+    clock = Clock()
+    reference = FarEndReference(clock)
+    reference.heard(1600)  # sample 0 is t=99.9
+    for k in range(10):  # 200 ms from t=100.0, sent ahead of playback
+        reference.reply_sent("resp_1", np.full(320, 900, np.int16), RATE, 100.0 + 0.02 * k, 20)
+    reference.reply_stopped("resp_2", at=100.1)  # another reply's cut changes nothing here
+    reference.reply_stopped("resp_1", at=100.1)  # the client drops the rest at t=100.1
+    reference.reply_sent("resp_3", np.full(320, 400, np.int16), RATE, 100.12, 20.0)
+    out = reference.take(RATE)
+    cut, nxt = round(0.2 * RATE), round(0.22 * RATE)  # t=100.1 and t=100.12
+    assert (out[1600:cut] == 900).all()
+    assert not out[cut:nxt].any()
+    assert (out[nxt : nxt + 320] == 400).all()
+    assert not out[nxt + 320 :].any()
+
+
 def test_a_mark_saying_the_audio_played_late_moves_the_reference_later() -> None:
     clock = Clock()
     reference = FarEndReference(clock)
