@@ -116,6 +116,9 @@ class Session:
         self._prefill_task: asyncio.Task[None] | None = None
         self._prefill_again = False
         self._pending_snapshot: UserAudioItem | None = None
+        # When this turn's first prefill was sent and its last one finished (x_turn's stages).
+        self._prefill_sent_at: float | None = None
+        self._prefill_done_at: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._send_task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -368,9 +371,14 @@ class Session:
             self.responses.cancel("turn_detected")
 
     def _on_turn_ended(self, ended: TurnEnded) -> None:
+        prefill_sent_at, prefill_done_at = self._prefill_sent_at, self._prefill_done_at
         self._stop_prefill()
         timings = TurnTimings()
         timings.mark("speech_stopped")
+        if prefill_sent_at is not None:
+            timings.mark("prefill_sent", prefill_sent_at)
+        if prefill_done_at is not None:
+            timings.mark("prefill_done", prefill_done_at)
         timings.silence_window_ms = ended.rule_silence_ms
         timings.speech_end_audio_ms = ended.speech_end_ms
         item = ended.item
@@ -379,6 +387,7 @@ class Session:
         self._respond(item, timings)
 
     def _on_idle_timeout(self, idle: IdleTimeout) -> None:
+        self._stop_prefill()
         item = idle.item
         self.outbox.send_now(ev.IdleTimedOut(idle.audio_start_ms, idle.audio_end_ms, item.id))
         self._commit_turn(item, "idle_timeout")
@@ -473,6 +482,8 @@ class Session:
             request = self.conversation.engine_request(
                 self.config.instructions, extra=self._pending_snapshot, max_tokens=1
             )
+            if self._prefill_sent_at is None:
+                self._prefill_sent_at = time.monotonic()
             try:
                 await self._engine.prefill(request)
             except asyncio.CancelledError:
@@ -480,6 +491,7 @@ class Session:
             except Exception as exc:
                 log.warning("prefill failed (the final request will do the work): %s", exc)
                 return
+            self._prefill_done_at = time.monotonic()
             if not self._prefill_again:
                 return
 
@@ -487,6 +499,7 @@ class Session:
         if self._prefill_task is not None:
             self._prefill_task.cancel()
             self._prefill_task = None
+        self._prefill_sent_at = self._prefill_done_at = None
 
     # -- conversation ------------------------------------------------------------------
 

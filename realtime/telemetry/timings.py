@@ -7,11 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# The stages in the order a turn passes them. ``speculative_start`` is when a speculative
-# reply began at a candidate end of the turn (before the turn was final); ``speech_stopped``
+# The stages in the order a turn passes them. ``prefill_sent`` and ``prefill_done`` are when
+# the first listen-while-thinking prefill of the turn's audio was sent, and when the last one
+# finished, before the end of the turn was decided; ``speculative_start`` is
+# when a speculative reply began at a candidate end of the turn (before the turn was final);
+# ``speech_stopped``
 # is when the end of the turn was decided; ``first_audio_sent`` is when the first reply frame
 # left the outbox.
 STAGES = (
+    "prefill_sent",
+    "prefill_done",
     "speculative_start",
     "speech_stopped",
     "response_created",

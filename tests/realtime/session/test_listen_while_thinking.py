@@ -58,6 +58,12 @@ async def test_the_final_request_extends_the_chunks_prefilled_while_the_user_spo
     for before, after in zip(prefilled.chunks, final.chunks, strict=False):
         assert np.array_equal(before, after)
     assert all(len(chunk) <= 25 * 16_000 for chunk in final.chunks)
+    # x_turn says when the first prefill was sent and the last one finished: both before the
+    # end of the turn was decided, and listed first, the earliest stages of a turn.
+    done = next(e for e in sink.events if e["type"] == "response.done")
+    stages = done["response"]["x_turn"]["timings"]["stages_ms"]
+    assert stages["prefill_sent"] < stages["prefill_done"] < 0
+    assert list(stages)[:2] == ["prefill_sent", "prefill_done"]
 
 
 async def test_a_manual_commit_during_speech_keeps_the_prefilled_chunks(
