@@ -76,7 +76,7 @@ ASTERISK_PROMPTS = ("conf-invalid", "agent-newlocation", "conf-getpin")
 
 def real_voices(source: Path) -> list[tuple[str, np.ndarray]]:
     """People's recordings for the barge-ins, LibriVox and Asterisk alternating, each
-    from just before its first sound."""
+    trimmed to its voice as the real-speech set trims its turns."""
     if not (source / "asterisk").is_dir() or not (source / "librivox").is_dir():
         raise SystemExit(f"no recordings in {source}: run scripts/fetch-real-speech.sh first")
     books = [(t.name, t.pcm) for t in real_speech_set.librivox_turns(source / "librivox")]
@@ -84,8 +84,8 @@ def real_voices(source: Path) -> list[tuple[str, np.ndarray]]:
     for name in ASTERISK_PROMPTS:
         pcm, rate = read_wav(source / "asterisk" / f"{name}.wav")
         pcm = resample(pcm, rate, RATE)
-        segments = real_speech_set.voiced_segments(pcm)
-        prompts.append((f"asterisk_{name}", pcm[max(0, segments[0][0] - RATE // 5) :]))
+        voice, _, _ = real_speech_set.trim_to_voice(pcm, real_speech_set.voiced_segments(pcm))
+        prompts.append((f"asterisk_{name}", voice))
     return [voice for pair in zip(books, prompts, strict=True) for voice in pair]
 
 

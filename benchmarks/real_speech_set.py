@@ -184,8 +184,8 @@ def label_pauses(segments: list[list[int]], words: list[tuple[str, float, float]
 # -- the sources -----------------------------------------------------------------------------
 
 
-def _trim(pcm: npt.NDArray[np.int16], segments: list[list[int]]
-          ) -> tuple[npt.NDArray[np.int16], list[list[int]], int]:  # fmt: skip
+def trim_to_voice(pcm: npt.NDArray[np.int16], segments: list[list[int]]
+                  ) -> tuple[npt.NDArray[np.int16], list[list[int]], int]:  # fmt: skip
     """Keep 200 ms before the first voiced sample and ``TRAILING_KEEP_MS`` after the last."""
     start = max(0, segments[0][0] - RATE // 5)
     end = min(len(pcm), segments[-1][1] + TRAILING_KEEP_MS * RATE // 1000)
@@ -230,7 +230,7 @@ def asterisk_turns(folder: Path, min_words: int = 4) -> list[RealTurn]:
         segments = voiced_segments(pcm)
         if not segments:
             continue
-        pcm, segments, offset = _trim(pcm, segments)
+        pcm, segments, offset = trim_to_voice(pcm, segments)
         shift = offset / RATE
         words = [(tokens[i][0], start - shift, end - shift) for i, (_, start, end) in
                  enumerate(aligned)]  # fmt: skip
@@ -259,7 +259,7 @@ def librivox_turns(folder: Path) -> list[RealTurn]:
         if [w for w, _ in tokens] != [w for w, _, _ in words]:
             raise ValueError(f"{name}: the punctuated text does not match the alignment")
         segments = voiced_segments(pcm)
-        pcm, segments, start = _trim(pcm, segments)
+        pcm, segments, start = trim_to_voice(pcm, segments)
         shift = start / RATE
         words = [(w, a - shift, b - shift) for w, a, b in words]
         labels = label_pauses(segments, words, [marks for _, marks in tokens])
