@@ -352,6 +352,12 @@ def _energies(stage: object) -> tuple[float, float] | None:
     return None
 
 
+def _client_cancels(session: Session, phone: Speakerphone) -> None:
+    """The device cancels the active reply (``response.cancel``) and drops what it holds."""
+    session.responses.cancel("client_cancelled")
+    phone.stop_playing()
+
+
 async def _quiet(session: Session, phone: Speakerphone, timeout_s: float = 15.0) -> None:
     """Stop any reply (one made for the user's turn too), wait until the user's turn is over
     (the VAD's speech stopped) and nothing has happened for a while, and start afresh: a
@@ -363,8 +369,7 @@ async def _quiet(session: Session, phone: Speakerphone, timeout_s: float = 15.0)
             isinstance(e, ev.SpeechStopped) for e in phone.events
         )
         if session.responses.active is not None:
-            session.responses.cancel("client_cancelled")
-            phone.stop_playing()
+            _client_cancels(session, phone)
             calm_since = time.monotonic()
         elif speaking:
             calm_since = time.monotonic()
@@ -408,8 +413,7 @@ async def _barge_in(session: _WatchedSession, phone: Speakerphone, voice: np.nda
     if paused:
         trial.paused_after_ms = 1000.0 * (paused[0] - trial.onset_at)
     if session.responses.active is not None:
-        session.responses.cancel("client_cancelled")
-        phone.stop_playing()
+        _client_cancels(session, phone)
     await asyncio.sleep(len(voice) / RATE + 0.8)  # the user finishes; the turn ends
     await _quiet(session, phone)
     return trial
